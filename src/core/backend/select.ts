@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /**
@@ -71,40 +73,48 @@ async function loadNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-n
 
 let webgpuProbe: Promise<string | null> | undefined;
 
-/** Finds a WebGPU adapter through the `webgpu` package (Dawn); null when found. */
+/**
+ * Finds a WebGPU adapter through the `webgpu` package (Dawn); null when found.
+ * The adapter search runs in a child process first: Dawn prints its driver
+ * warnings straight to file descriptor 2, which would litter every command
+ * on machines without a GPU.
+ */
 function probeWebGPU(): Promise<string | null> {
   webgpuProbe ??= (async () => {
     if (!packageInstalled('webgpu')) return 'the optional `webgpu` package is not installed';
+    const entry = pathToFileURL(require.resolve('webgpu')).href;
+    const script = `const { create } = await import(${JSON.stringify(entry)});
+const a = await create([]).requestAdapter();
+process.stdout.write(JSON.stringify({ found: !!a }));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    let found = false;
+    try {
+      found = (JSON.parse(child.stdout) as { found: boolean }).found;
+    } catch {
+      const why = child.stderr.split('\n').find((l) => l.trim() !== '') ?? `exit code ${child.status}`;
+      return `WebGPU probe failed: ${why.trim()}`;
+    }
+    if (!found) {
+      const vulkan = /Couldn't load Vulkan[^\n]*/.exec(child.stderr)?.[0];
+      return `Dawn found no GPU adapter${vulkan ? ` (${vulkan.replace(/^Warning: /, '')})` : ''}`;
+    }
     try {
       const { create, globals } = (await import('webgpu')) as unknown as {
-        create: (flags: string[]) => { requestAdapter(): Promise<unknown> };
+        create: (flags: string[]) => unknown;
         globals: Record<string, unknown>;
       };
       Object.assign(globalThis, globals);
       const gpu = create([]);
-      // Dawn prints its own Vulkan warnings; silence them during the probe.
-      const adapter = await withSilencedStderr(() => gpu.requestAdapter());
-      if (!adapter) return 'Dawn found no GPU adapter (no Vulkan/GPU driver usable on this machine)';
       const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
       if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
       else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
       await import('@tensorflow/tfjs-backend-webgpu');
       return null;
     } catch (err) {
-      return `WebGPU probe failed: ${firstLine(err)}`;
+      return `WebGPU init failed: ${firstLine(err)}`;
     }
   })();
   return webgpuProbe;
-}
-
-async function withSilencedStderr<T>(fn: () => Promise<T>): Promise<T> {
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    return await fn();
-  } finally {
-    process.stderr.write = write;
-  }
 }
 
 let wasmLoaded = false;

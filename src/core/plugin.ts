@@ -1,0 +1,120 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { z } from 'zod';
+import type { Rng } from './random.js';
+import type { Conditioning } from './types.js';
+
+/**
+ * What a modality plugin provides. `src/core` talks to images, waveforms and
+ * token embeddings only through this interface; plugins live in
+ * `src/plugins/<id>` or in a separate package, and are registered at the
+ * composition root (`createDifflab`) — core code never imports a plugin.
+ */
+
+/** One batch in diffusion space. */
+export interface ExampleBatch {
+  /** Examples, shape [B, ...exampleShape], already normalized for diffusion. */
+  readonly x: tf.Tensor;
+  /** Integer class ids [B], when the data source has labels. */
+  readonly labels?: tf.Tensor1D;
+}
+
+export type Split = 'train' | 'test';
+
+export interface DataContext {
+  readonly split: Split;
+  /** Folder of the config file: relative data paths resolve against it. */
+  readonly baseDir: string;
+  readonly rng: Rng;
+  readonly log: (message: string) => void;
+}
+
+/** A finite, indexable set of examples of one shape. */
+export interface DataSource {
+  /** The shape of one example in diffusion space, e.g. [28, 28, 1] or [8000, 1]. */
+  readonly exampleShape: readonly number[];
+  readonly size: number;
+  /** Number of classes when labelled, else undefined. */
+  readonly numClasses?: number;
+  /** Materializes the examples at these indices (augmentation may use rng). */
+  batch(indices: readonly number[], rng: Rng): ExampleBatch;
+}
+
+export interface NetworkContext {
+  readonly exampleShape: readonly number[];
+  readonly numClasses?: number;
+  readonly rng: Rng;
+}
+
+/**
+ * A raw network F(c_in * x, c_noise, cond) with its trainable variables.
+ * Parametrizations (eps, x0, v, EDM) wrap it into a `Denoiser`.
+ */
+export interface DenoiserNetwork {
+  /** Trainable variables, in a stable order with unique names. */
+  readonly variables: readonly tf.Variable[];
+  /** Raw network output for input x [B, ...] and noise conditioning c_noise [B]. */
+  apply(x: tf.Tensor, cNoise: tf.Tensor1D, cond?: Conditioning): tf.Tensor;
+  /** Frees the variables. */
+  dispose(): void;
+}
+
+/** Extra loss terms a modality adds on top of denoising score matching. */
+export interface LossAdapter {
+  /** Returns a scalar to add to the DSM loss (inside the gradient tape). */
+  extraLoss(batch: ExampleBatch, net: DenoiserNetwork): tf.Scalar;
+}
+
+export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
+  /** Stable id used by configs (`modality: image`). */
+  readonly id: string;
+  readonly description: string;
+  /** zod schemas of the config's `data` and `model` sections (strict: unknown keys are errors). */
+  readonly dataSchema: z.ZodType<DataConfig>;
+  readonly modelSchema: z.ZodType<ModelConfig>;
+  openData(config: DataConfig, ctx: DataContext): Promise<DataSource>;
+  createNetwork(config: ModelConfig, ctx: NetworkContext): DenoiserNetwork;
+  readonly lossAdapter?: LossAdapter;
+  /** Writes generated examples (diffusion space) to a file the plugin chooses the format of. */
+  writeSamples?(x: tf.Tensor, path: string): Promise<string[]>;
+}
+
+/** Any plugin, whatever its config types (for collections). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyModalityPlugin = ModalityPlugin<any, any>;
+
+/** The injection token plugins are bound under (inversify multi-binding). */
+export const MODALITY_PLUGIN = Symbol.for('difflab.ModalityPlugin');
+/** The token of the PluginRegistry service. */
+export const PLUGIN_REGISTRY = Symbol.for('difflab.PluginRegistry');
+
+/** Looks plugins up by id. Built by the container from every bound plugin. */
+export class PluginRegistry {
+  private readonly byId = new Map<string, AnyModalityPlugin>();
+
+  constructor(plugins: readonly AnyModalityPlugin[]) {
+    for (const p of plugins) {
+      if (!/^[a-z][a-z0-9-]*$/.test(p.id)) {
+        throw new Error(`plugin id '${p.id}' must be lower-case letters, digits and '-'`);
+      }
+      if (this.byId.has(p.id)) throw new Error(`two plugins are registered with the id '${p.id}'`);
+      this.byId.set(p.id, p);
+    }
+  }
+
+  ids(): string[] {
+    return [...this.byId.keys()].sort();
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  get(id: string): AnyModalityPlugin {
+    const p = this.byId.get(id);
+    if (!p) {
+      const known = this.ids();
+      throw new Error(`unknown modality '${id}'; registered: ${known.length ? known.join(', ') : '(none)'}`);
+    }
+    return p;
+  }
+}

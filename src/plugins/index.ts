@@ -1,0 +1,9 @@
+import type { AnyModalityPlugin } from '../core/plugin.js';
+
+/**
+ * The modality plugins that ship with difflab, registered by the composition
+ * root. Each lives in its own folder under src/plugins.
+ */
+export function builtinPlugins(): AnyModalityPlugin[] {
+  return [];
+}
