@@ -47,7 +47,7 @@ function dp(workers: number, extra: Partial<MlpOptions> = {}, opt: OptimizerSpec
   });
 }
 
-function expectClose(a: readonly number[], b: readonly number[], tol = 1e-4): void {
+function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-4): void {
   expect(maxRelError(a, b)).toBeLessThan(tol);
 }
 
