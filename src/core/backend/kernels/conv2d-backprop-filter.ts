@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, pair, release, requireNHWC, transpose, view, type TensorInfo, type WasmBackend, WASM } from './util.js';
+import { callKernel, crop, pair, release, requireNHWC, transpose, view, type TensorInfo, type WasmBackend, WASM } from './util.js';
 
 /**
  * Geometry shared by the filter gradients: the forward conv read
@@ -110,7 +110,7 @@ export function conv2DBackpropFilterWasm(args: {
     release(backend, xt, dyt);
   }
   if (g.h.produced !== kh || g.w.produced !== kw) {
-    const cut = callKernel(tf.Slice, backend, { x: grad }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
+    const cut = crop(backend, grad, [0, 0, 0, 0], [ci, kh, kw, co]);
     release(backend, grad);
     grad = cut;
   }

@@ -73,3 +73,20 @@ export function requireNHWC(kernel: string, dataFormat: string | undefined): voi
     );
   }
 }
+
+/**
+ * A box of x. Uses StridedSlice, whose general case is a C++ kernel; wasm's
+ * Slice copies the whole input to JS and loops there.
+ */
+export function crop(backend: WasmBackend, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  return callKernel(tf.StridedSlice, backend, { x }, {
+    begin,
+    end: begin.map((b, i) => b + (size[i] as number)),
+    strides: begin.map(() => 1),
+    beginMask: 0,
+    endMask: 0,
+    ellipsisMask: 0,
+    newAxisMask: 0,
+    shrinkAxisMask: 0,
+  });
+}
