@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { useBackend } from '../../src/core/backend/select.js';
 import { Rng } from '../../src/core/random.js';
-import { DataParallelTrainer, LocalTrainer, type HostBatch, type OptimizerSpec, type Trainer } from '../../src/core/parallel/index.js';
+import { DataParallelTrainer, LocalTrainer, type HostBatch, type OptimizerSpec, type StepOptions, type Trainer } from '../../src/core/parallel/index.js';
 import { expectNoTensorLeak, maxRelError } from '../helpers/tensors.js';
 import type { MlpOptions } from './fixtures/mlp.js';
 
@@ -19,9 +19,9 @@ function batches(n: number, rows: number, seed = 123): HostBatch[] {
   }));
 }
 
-async function train(t: Trainer, data: HostBatch[]): Promise<number[]> {
+async function train(t: Trainer, data: HostBatch[], opts: StepOptions[] = []): Promise<number[]> {
   const losses: number[] = [];
-  for (const b of data) losses.push((await t.step(b)).loss);
+  for (const [i, b] of data.entries()) losses.push((await t.step(b, opts[i])).loss);
   return losses;
 }
 
@@ -138,6 +138,38 @@ describe('uneven and small batches', () => {
       expectClose(flat(await t3.getWeights()), tinyRef.weights);
     } finally {
       await t3.dispose();
+    }
+  });
+});
+
+describe('step options', () => {
+  it('AdamW with a learning-rate schedule and gradient clipping matches in-process training', async () => {
+    const adamw: OptimizerSpec = { kind: 'adamw', learningRate: 0.02, weightDecay: 0.1 };
+    const data = batches(4, 6, 21);
+    const opts: StepOptions[] = [
+      { learningRate: 0.02, clipGradNorm: 0.3 },
+      { learningRate: 0.01, clipGradNorm: 0.3 },
+      { learningRate: 0.005 },
+      {},
+    ];
+    const local = await LocalTrainer.create({ factory: { module: MODULE, exportName: 'createMlp', options: MLP }, optimizer: adamw });
+    const ref: { loss: number; gradNorm: number }[] = [];
+    for (const [i, b] of data.entries()) ref.push(await local.step(b, opts[i]));
+    const refWeights = flat(await local.getWeights());
+    await local.dispose();
+    // The clip threshold is below the actual norm, so clipping really happened.
+    expect(ref[0]?.gradNorm).toBeGreaterThan(0.3);
+
+    const t = await dp(2, {}, adamw);
+    try {
+      const got: { loss: number; gradNorm: number }[] = [];
+      for (const [i, b] of data.entries()) got.push(await t.step(b, opts[i]));
+      expectClose(got.map((r) => r.loss), ref.map((r) => r.loss));
+      expectClose(got.map((r) => r.gradNorm), ref.map((r) => r.gradNorm));
+      expectClose(flat(await t.getWeights()), refWeights);
+      await expect(t.step(data[0] as HostBatch, { learningRate: -1 })).rejects.toThrow(/learningRate/);
+    } finally {
+      await t.dispose();
     }
   });
 });

@@ -4,13 +4,14 @@ import { abortShared, sharedBytes } from './all-reduce.js';
 import { checkShapes, hostBatch, shardSizes, sliceRows } from './host.js';
 import { startWorker } from './launch.js';
 import type { InitResult, Reply, Request, StepReply, WireError, WorkerBackend } from './protocol.js';
-import { isTypeScriptModule, resolveModuleSpecifier, validateOptimizer } from './replica.js';
+import { checkStepOptions, isTypeScriptModule, resolveModuleSpecifier, validateOptimizer } from './replica.js';
 import type {
   FactorySpec,
   HostBatch,
   HostTensor,
   NamedHostTensor,
   OptimizerSpec,
+  StepOptions,
   StepResult,
   Trainer,
   TrainerState,
@@ -234,8 +235,9 @@ export class DataParallelTrainer implements Trainer {
     }
   }
 
-  step(batch: HostBatch): Promise<StepResult> {
+  step(batch: HostBatch, options: StepOptions = {}): Promise<StepResult> {
     return this.run('step', async () => {
+      checkStepOptions(options);
       const { rows, entries } = hostBatch(batch);
       const sizes = shardSizes(rows, this.worldSize);
       const step = this.steps;
@@ -250,7 +252,15 @@ export class DataParallelTrainer implements Trainer {
         const count = sizes[h.rank] as number;
         const shard = entries.map(([name, t]) => [name, sliceRows(t, o, count)] as [string, HostTensor]);
         return h.request<StepReply>(
-          { type: 'step', step, rowOffset: o, shardRows: sizes, shard },
+          {
+            type: 'step',
+            step,
+            rowOffset: o,
+            shardRows: sizes,
+            shard,
+            learningRate: options.learningRate,
+            clipGradNorm: options.clipGradNorm,
+          },
           `step ${step}`,
           shard.map(([, t]) => t.data.buffer as ArrayBuffer),
         );
@@ -263,6 +273,7 @@ export class DataParallelTrainer implements Trainer {
         loss,
         shardLosses: replies.map((r) => r.loss),
         shardRows: sizes,
+        gradNorm: (replies[0] as StepReply).gradNorm,
         timings: replies.map((r) => r.timings),
       };
     });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend, type BackendName } from '../backend/select.js';
 import { fromHost, hostBatch } from './host.js';
-import { Replica } from './replica.js';
+import { Replica, checkStepOptions, clipScale } from './replica.js';
 import type {
   Batch,
   FactorySpec,
@@ -9,6 +9,7 @@ import type {
   HostTensor,
   NamedHostTensor,
   OptimizerSpec,
+  StepOptions,
   StepResult,
   Trainer,
   TrainerState,
@@ -51,8 +52,9 @@ export class LocalTrainer implements Trainer {
     if (this.disposed) throw new Error(`LocalTrainer.${what}: the trainer was disposed`);
   }
 
-  async step(batch: HostBatch): Promise<StepResult> {
+  async step(batch: HostBatch, options: StepOptions = {}): Promise<StepResult> {
     this.check('step');
+    checkStepOptions(options);
     const { rows, entries } = hostBatch(batch);
     const step = this.steps;
     const tensors: Batch = {};
@@ -70,6 +72,15 @@ export class LocalTrainer implements Trainer {
       try {
         lossValue = (await loss.data())[0] as number;
         const t1 = performance.now();
+        const normT = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
+        const gradNorm = (await normT.data())[0] as number;
+        normT.dispose();
+        const scale = clipScale(gradNorm, options.clipGradNorm);
+        if (scale !== 1) {
+          const clipped = grads.map((g) => tf.mul(g, scale));
+          tf.dispose(grads.splice(0, grads.length, ...clipped));
+        }
+        if (options.learningRate !== undefined) this.replica.setLearningRate(options.learningRate);
         this.replica.apply(grads);
         // Wait for the update so applyMs means something on asynchronous backends.
         await this.replica.variables[this.replica.variables.length - 1]?.data();
@@ -80,6 +91,7 @@ export class LocalTrainer implements Trainer {
           loss: lossValue,
           shardLosses: [lossValue],
           shardRows: [rows],
+          gradNorm,
           timings: [{ computeMs: t1 - t0, waitMs: 0, reduceMs: 0, applyMs: t2 - t1 }],
         };
       } finally {

@@ -19,6 +19,8 @@ export type Request =
       readonly rowOffset: number;
       readonly shardRows: readonly number[];
       readonly shard: readonly [string, HostTensor][];
+      readonly learningRate?: number;
+      readonly clipGradNorm?: number;
     }
   | { readonly type: 'getWeights' }
   | { readonly type: 'setWeights'; readonly weights: readonly HostTensor[] }
@@ -34,6 +36,7 @@ export interface InitResult {
 
 export interface StepReply {
   readonly loss: number;
+  readonly gradNorm: number;
   readonly timings: StepTimings;
 }
 

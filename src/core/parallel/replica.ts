@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { AdamW } from '../training/optim.js';
 import { fromHost, hostDType, named, toHost, checkShapes } from './host.js';
 import type {
   Batch,
@@ -9,6 +10,7 @@ import type {
   NamedHostTensor,
   OptimizerSpec,
   StepContext,
+  StepOptions,
   TrainableModel,
 } from './types.js';
 
@@ -57,13 +59,27 @@ export async function loadModel(spec: FactorySpec): Promise<TrainableModel> {
 }
 
 export function validateOptimizer(spec: OptimizerSpec): void {
-  const kinds = ['sgd', 'momentum', 'adam', 'rmsprop'];
+  const kinds = ['sgd', 'momentum', 'adam', 'adamw', 'rmsprop'];
   if (!spec || !kinds.includes(spec.kind)) {
     throw new Error(`optimizer kind must be one of ${kinds.join(', ')}, got ${JSON.stringify(spec?.kind)}`);
   }
   if (!(Number.isFinite(spec.learningRate) && spec.learningRate > 0)) {
     throw new Error(`optimizer learningRate must be a positive number, got ${spec.learningRate}`);
   }
+}
+
+export function checkStepOptions(o: StepOptions | undefined): void {
+  if (o?.learningRate !== undefined && !(Number.isFinite(o.learningRate) && o.learningRate >= 0)) {
+    throw new Error(`step learningRate must be a non-negative number, got ${o.learningRate}`);
+  }
+  if (o?.clipGradNorm !== undefined && !(o.clipGradNorm > 0)) {
+    throw new Error(`step clipGradNorm must be a positive number, got ${o.clipGradNorm}`);
+  }
+}
+
+/** Multiplier that clips a gradient of norm `norm` to `maxNorm` (torch's clip_grad_norm_ formula, as core/training/optim). */
+export function clipScale(norm: number, maxNorm: number | undefined): number {
+  return maxNorm !== undefined && Number.isFinite(maxNorm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
 export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
@@ -75,6 +91,8 @@ export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
       return tf.train.momentum(spec.learningRate, spec.momentum, spec.nesterov ?? false);
     case 'adam':
       return tf.train.adam(spec.learningRate, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon);
+    case 'adamw':
+      return new AdamW(spec.learningRate, spec.weightDecay ?? 0, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-8);
     case 'rmsprop':
       return tf.train.rmsprop(spec.learningRate, spec.decay ?? 0.9, spec.momentum ?? 0, spec.epsilon);
   }
@@ -121,6 +139,14 @@ export class Replica {
     return { loss: value, grads: this.variables.map((v) => grads[v.name] ?? tf.zerosLike(v)) };
   }
 
+  /** Changes the learning rate of this and later updates. */
+  setLearningRate(lr: number): void {
+    const opt = this.optimizer as unknown as { setLearningRate?: (lr: number) => void; learningRate: number };
+    // SGD/momentum/AdamW cache derived tensors and need the method; Adam/RMSProp read the field each update.
+    if (typeof opt.setLearningRate === 'function') opt.setLearningRate(lr);
+    else opt.learningRate = lr;
+  }
+
   /** Applies one optimizer update; does not dispose `grads`. */
   apply(grads: readonly tf.Tensor[]): void {
     // The array form keeps tfjs's per-variable optimizer slots in our variable order.
@@ -148,6 +174,7 @@ export class Replica {
     // A fresh optimizer: tfjs's setWeights replaces slot variables without disposing the old ones.
     this.checkOptimizerState(state);
     const next = makeOptimizer(this.optimizerSpec);
+    const lr = (this.optimizer as unknown as { learningRate: number }).learningRate;
     if (state.length > 0) {
       const tensors = state.map((s) => ({ name: s.name, tensor: fromHost({ ...s, dtype: hostDType(s.dtype) }) }));
       try {
@@ -161,6 +188,8 @@ export class Replica {
     }
     this.optimizer.dispose();
     this.optimizer = next;
+    // Keep a learning rate set by a schedule.
+    this.setLearningRate(lr);
   }
 
   /** tfjs optimizer state is positional: [iterations, then groups of one slot per variable]. */

@@ -66,6 +66,15 @@ export type OptimizerSpec =
       readonly epsilon?: number;
     }
   | {
+      /** Decoupled weight decay as torch.optim.AdamW (difflab's AdamW in core/training/optim). */
+      readonly kind: 'adamw';
+      readonly learningRate: number;
+      readonly weightDecay?: number;
+      readonly beta1?: number;
+      readonly beta2?: number;
+      readonly epsilon?: number;
+    }
+  | {
       readonly kind: 'rmsprop';
       readonly learningRate: number;
       readonly decay?: number;
@@ -99,6 +108,14 @@ export interface TrainerState {
   readonly optimizer: NamedHostTensor[];
 }
 
+/** Per-step knobs, identical for every replica. */
+export interface StepOptions {
+  /** Learning rate for this and later steps (for schedules); default: keep the current one. */
+  readonly learningRate?: number;
+  /** Clip the averaged gradient to this global L2 norm (as torch.nn.utils.clip_grad_norm_). */
+  readonly clipGradNorm?: number;
+}
+
 export interface StepTimings {
   /** Forward + backward on this replica's shard. */
   readonly computeMs: number;
@@ -118,6 +135,8 @@ export interface StepResult {
   /** Per replica, in rank order. */
   readonly shardLosses: readonly number[];
   readonly shardRows: readonly number[];
+  /** Global L2 norm of the averaged gradient, before clipping. */
+  readonly gradNorm: number;
   /** Per replica, in rank order. */
   readonly timings: readonly StepTimings[];
 }
@@ -131,7 +150,7 @@ export interface Trainer {
   /** Steps taken so far. */
   readonly stepCount: number;
   /** One optimizer step on the global batch. */
-  step(batch: HostBatch): Promise<StepResult>;
+  step(batch: HostBatch, options?: StepOptions): Promise<StepResult>;
   getWeights(): Promise<NamedHostTensor[]>;
   /** Replaces the weights (by position; shapes must match). Optimizer state is kept. */
   setWeights(weights: readonly HostTensor[]): Promise<void>;

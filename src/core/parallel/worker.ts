@@ -10,7 +10,7 @@ import { useBackend } from '../backend/select.js';
 import { AllReduce, PeerAbortedError } from './all-reduce.js';
 import { fromHost } from './host.js';
 import type { InitResult, Reply, Request, StepReply, WireError } from './protocol.js';
-import { Replica } from './replica.js';
+import { Replica, clipScale } from './replica.js';
 import type { Batch } from './types.js';
 
 const port = parentPort;
@@ -100,17 +100,26 @@ function step(req: Extract<Request, { type: 'step' }>): StepReply {
     ar.reduceChunk(req.shardRows.map((n) => n / globalRows));
     ar.barrier();
     const t3 = performance.now();
+    // Every replica computes the same norm from the same vector, in the same order.
+    const red = ar.reduced;
+    let sq = 0;
+    for (let i = 0; i < red.length; i++) sq += (red[i] as number) * (red[i] as number);
+    const gradNorm = Math.sqrt(sq);
+    const scale = clipScale(gradNorm, req.clipGradNorm);
+    if (req.learningRate !== undefined) r.setLearningRate(req.learningRate);
     // Copies out of shared memory: the cpu backend would otherwise alias the buffer.
-    const grads = r.variables.map((v, i) =>
-      tf.tensor(ar.reduced.slice(offsets[i], (offsets[i] as number) + v.size), v.shape, 'float32'),
-    );
+    const grads = r.variables.map((v, i) => {
+      const g = red.slice(offsets[i], (offsets[i] as number) + v.size);
+      if (scale !== 1) for (let j = 0; j < g.length; j++) g[j] = (g[j] as number) * scale;
+      return tf.tensor(g, v.shape, 'float32');
+    });
     try {
       r.apply(grads);
     } finally {
       tf.dispose(grads);
     }
     const t4 = performance.now();
-    return { loss, timings: { computeMs: t1 - t0, waitMs: t2 - t1, reduceMs: t3 - t2, applyMs: t4 - t3 } };
+    return { loss, gradNorm, timings: { computeMs: t1 - t0, waitMs: t2 - t1, reduceMs: t3 - t2, applyMs: t4 - t3 } };
   } catch (err) {
     // Wake peers blocked at a barrier so the whole step fails instead of hanging.
     ar.abort();
