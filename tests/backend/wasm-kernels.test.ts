@@ -29,6 +29,8 @@ function randn(rng: Rng, shape: number[]): Data {
   return { shape, values };
 }
 
+/** Kernel attributes as the engine types them (ours carry tuples and unions). */
+const attrMap = (o: object) => o as unknown as tf.NamedAttrMap;
 const t = (d: Data) => tf.tensor(d.values, d.shape);
 const t4 = (d: Data) => tf.tensor4d(d.values, d.shape as [number, number, number, number]);
 
@@ -141,11 +143,11 @@ describe('Conv2DBackpropFilter', () => {
     const dy = randn(rng, c.out);
     const attrs = { strides: c.strides, pad: c.pad, dimRoundingMode: c.rounding, dataFormat: 'NHWC' };
     const [got] = await runOn('wasm', () =>
-      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: t(x), dy: t(dy) }, { ...attrs, dilations: c.dilations, filterShape: c.filter }) as tf.Tensor,
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: t(x), dy: t(dy) }, attrMap({ ...attrs, dilations: c.dilations, filterShape: c.filter })) as tf.Tensor,
     );
     const eff = effectiveFilter(c);
     const [want] = await runOn('cpu', () => {
-      const g = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: t(x), dy: t(dy) }, { ...attrs, filterShape: eff }) as tf.Tensor4D;
+      const g = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: t(x), dy: t(dy) }, attrMap({ ...attrs, filterShape: eff })) as tf.Tensor4D;
       return tf.stridedSlice(g, [0, 0, 0, 0], eff, [c.dilations[0], c.dilations[1], 1, 1]);
     });
     expect(maxRelError(got!, want!), describeCase(c)).toBeLessThan(TOL);
@@ -170,11 +172,11 @@ describe('Conv2DBackpropInput (overridden)', () => {
     const dy = randn(rng, c.out);
     const attrs = { strides: c.strides, pad: c.pad, dimRoundingMode: c.rounding, dataFormat: 'NHWC', inputShape: c.x };
     const [got] = await runOn('wasm', () =>
-      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: t(dy), filter: t(f) }, { ...attrs, dilations: c.dilations }) as tf.Tensor,
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: t(dy), filter: t(f) }, attrMap({ ...attrs, dilations: c.dilations })) as tf.Tensor,
     );
     const [want] = await runOn('cpu', () => {
       const filter = undilated(c) ? t4(f) : zeroInsertFilter(t4(f), c.dilations[0], c.dilations[1]);
-      return tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: t(dy), filter }, attrs) as tf.Tensor;
+      return tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: t(dy), filter }, attrMap(attrs)) as tf.Tensor;
     });
     expect(maxRelError(got!, want!), describeCase(c)).toBeLessThan(TOL);
   });
@@ -210,32 +212,32 @@ describe('DepthwiseConv2dNativeBackpropFilter / Input', () => {
     const dy = randn(rng, c.out);
     const common = { strides: c.strides, pad: c.pad, dimRoundingMode: c.rounding };
     const got = await runOn('wasm', () => [
-      tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: t(x), dy: t(dy) }, {
+      tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: t(x), dy: t(dy) }, attrMap({
         ...common,
         dilations: c.dilations,
         filterShape: c.filter,
-      }) as tf.Tensor,
-      tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy: t(dy), filter: t(f) }, {
+      })) as tf.Tensor,
+      tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy: t(dy), filter: t(f) }, attrMap({
         ...common,
         dilations: c.dilations,
         inputShape: c.x,
-      }) as tf.Tensor,
+      })) as tf.Tensor,
     ]);
     const eff = effectiveFilter(c);
     const want = await runOn('cpu', () => {
-      const g = tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: t(x), dy: t(dy) }, {
+      const g = tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: t(x), dy: t(dy) }, attrMap({
         ...common,
         dilations: [1, 1],
         filterShape: eff,
-      }) as tf.Tensor4D;
+      })) as tf.Tensor4D;
       const filter = undilated(c) ? t4(f) : zeroInsertFilter(t4(f), c.dilations[0], c.dilations[1]);
       return [
         tf.stridedSlice(g, [0, 0, 0, 0], eff, [c.dilations[0], c.dilations[1], 1, 1]),
-        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy: t(dy), filter }, {
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy: t(dy), filter }, attrMap({
           ...common,
           dilations: [1, 1],
           inputShape: c.x,
-        }) as tf.Tensor,
+        })) as tf.Tensor,
       ];
     });
     expect(maxRelError(got[0]!, want[0]!), `filter grad ${describeCase(c)}`).toBeLessThan(TOL);
@@ -268,7 +270,7 @@ describe('UnsortedSegmentSum', () => {
     await useBackend('wasm');
     const x = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], 'int32');
     const ids = tf.tensor2d([2, 0, 2, 2], [2, 2], 'int32');
-    const out = tf.unsortedSegmentSum(x, ids, 3);
+    const out = tf.unsortedSegmentSum(x, ids as unknown as tf.Tensor1D, 3);
     expect(out.shape).toEqual([3, 2]);
     expect(Array.from(out.dataSync())).toEqual([3, 4, 0, 0, 1 + 5 + 7, 2 + 6 + 8]);
     tf.dispose([x, ids, out]);
