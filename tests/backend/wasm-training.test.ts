@@ -69,7 +69,7 @@ async function train(backend: 'wasm' | 'cpu'): Promise<{ losses: number[]; weigh
     const emb = tf.reshape(tf.gather(v('embed'), labels), [B, 1, 1, C]);
     let h = silu(tf.add(tf.add(tf.conv2d(x, v('conv1') as tf.Tensor4D, 1, 'same'), v('bias1')), emb)) as tf.Tensor4D;
     // Rows as one sequence: a dilated 1-D conv (DiffWave-style).
-    const seq = tf.conv1d(tf.reshape(h, [B, H * H, C]), v('dil') as tf.Tensor3D, 1, 'same', 'NWC', 2);
+    const seq = tf.conv1d(tf.reshape(h, [B, H * H, C]) as tf.Tensor3D, v('dil') as tf.Tensor3D, 1, 'same', 'NWC', 2);
     h = tf.add(h, silu(tf.reshape(seq, [B, H, H, C]))) as tf.Tensor4D;
     h = silu(tf.depthwiseConv2d(h, v('depth') as tf.Tensor4D, 1, 'same', 'NHWC', 2)) as tf.Tensor4D;
     const low = silu(tf.conv2d(h, v('down') as tf.Tensor4D, 2, 'same')) as tf.Tensor4D;
@@ -82,10 +82,12 @@ async function train(backend: 'wasm' | 'cpu'): Promise<{ losses: number[]; weigh
       const xt = tf.tensor4d(x, [B, H, H, 2]);
       const nt = tf.tensor4d(noise, [B, H, H, 2]);
       const lt = tf.tensor1d(labels, 'int32');
-      return optimizer.minimize(() => tf.mean(tf.square(tf.sub(model(xt, lt), nt))) as tf.Scalar, true);
+      const cost = optimizer.minimize(() => tf.mean(tf.square(tf.sub(model(xt, lt), nt))) as tf.Scalar, true);
+      if (!cost) throw new Error('minimize returned no cost');
+      return cost;
     });
-    losses.push(loss!.dataSync()[0]!);
-    loss!.dispose();
+    losses.push(loss.dataSync()[0]!);
+    loss.dispose();
   };
 
   step(0); // creates Adam's slot variables
