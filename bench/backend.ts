@@ -1,0 +1,465 @@
+/**
+ * `npm run bench:backend`: training-step speed of one small conv net on every
+ * engine difflab can use here, side by side with PyTorch on the same cores.
+ *
+ * Network (same in bench/torch/backend_net.py): 3x3 convs 1->64, three
+ * 64->64, 64->1, SiLU between them, MSE against a fixed target, Adam 1e-3,
+ * batch 32 of 28x28x1 (NHWC in tfjs, NCHW in PyTorch: each framework's
+ * default layout).
+ *
+ * Rows: wasm on 1 core (in-process), wasm on all cores (DataParallelTrainer,
+ * one worker per core), tfjs `cpu` (about 1 GFLOP/s, so only 1 timed step
+ * after 1 warm-up by default), tfjs-node when installed, PyTorch with 1 thread
+ * and with all threads. Each row: warm-up steps excluded, median of timed
+ * steps. Writes bench/results/backend.json.
+ *
+ * Flags: --steps N, --warmup N (wasm and tfjs-node rows), --cpu-steps N,
+ * --cpu-warmup N, --torch-steps N, --skip-cpu, --skip-torch, --no-profile,
+ * --out FILE.
+ *
+ * This module also exports the network as a difflab model factory
+ * (`createBackendNet`): the data-parallel workers import it from here.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { selectBackend, useBackend } from '../src/core/backend/select.js';
+import { DataParallelTrainer } from '../src/core/parallel/data-parallel-trainer.js';
+import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
+import type { Batch, HostBatch, HostTensor, OptimizerSpec, StepResult, TrainableModel, Trainer } from '../src/core/parallel/types.js';
+import { Rng } from '../src/core/random.js';
+
+export interface BackendNetOptions {
+  readonly seed: number;
+  readonly channels: number;
+  readonly hiddenLayers: number;
+}
+
+export const NET: BackendNetOptions = { seed: 0, channels: 64, hiddenLayers: 3 };
+const BATCH = 32;
+const SIZE = 28;
+const OPTIMIZER: OptimizerSpec = { kind: 'adam', learningRate: 1e-3 };
+
+let netId = 0;
+
+/** The benchmark network as a model factory: batch {x, target}, both [B, 28, 28, 1]. */
+export function createBackendNet(o: BackendNetOptions): TrainableModel {
+  const rng = new Rng(o.seed);
+  const tag = `backendNet${netId++}`;
+  const chans = [1, ...Array<number>(o.hiddenLayers + 1).fill(o.channels), 1];
+  const layers = chans.slice(1).map((cout, i) => {
+    const cin = chans[i] as number;
+    // He-uniform-like scale; the values do not matter for speed, only that they are finite and seeded.
+    const bound = 1 / Math.sqrt(cin * 9);
+    const w = tf.tidy(() => tf.variable(rng.uniformTensor([3, 3, cin, cout]).mul(2 * bound).sub(bound), true, `${tag}/w${i}`));
+    const b = tf.variable(tf.zeros([cout]), true, `${tag}/b${i}`);
+    return { w: w as tf.Variable<tf.Rank.R4>, b };
+  });
+  return {
+    variables: layers.flatMap((l) => [l.w, l.b]),
+    loss(batch: Batch): tf.Scalar {
+      let h = batch['x'] as tf.Tensor4D;
+      layers.forEach((l, i) => {
+        h = tf.add(tf.conv2d(h, l.w, 1, 'same'), l.b);
+        if (i < layers.length - 1) h = tf.mul(h, tf.sigmoid(h)); // SiLU
+      });
+      return tf.mean(tf.squaredDifference(h, batch['target'] as tf.Tensor4D));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+interface Row {
+  readonly engine: string;
+  readonly threads: number;
+  readonly status: 'ok' | 'skipped' | 'failed';
+  readonly reason?: string;
+  readonly warmup?: number;
+  readonly stepMs?: number[];
+  readonly medianMs?: number;
+  readonly stepsPerS?: number;
+  /** Mean per-step breakdown (tfjs rows): compute, wait, reduce, apply, in ms. */
+  readonly breakdown?: Record<string, number>;
+  readonly extra?: Record<string, unknown>;
+}
+
+interface Args {
+  steps: number;
+  warmup: number;
+  cpuSteps: number;
+  cpuWarmup: number;
+  torchSteps: number;
+  skipCpu: boolean;
+  skipTorch: boolean;
+  profile: boolean;
+  out: string;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    steps: 6,
+    warmup: 2,
+    cpuSteps: 1,
+    cpuWarmup: 1,
+    torchSteps: 10,
+    skipCpu: false,
+    skipTorch: false,
+    profile: true,
+    out: join(here, 'results', 'backend.json'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${flag} needs a non-negative integer`);
+      return v;
+    };
+    switch (flag) {
+      case '--steps': a.steps = Math.max(1, num()); break;
+      case '--warmup': a.warmup = num(); break;
+      case '--cpu-steps': a.cpuSteps = Math.max(1, num()); break;
+      case '--cpu-warmup': a.cpuWarmup = num(); break;
+      case '--torch-steps': a.torchSteps = Math.max(1, num()); break;
+      case '--skip-cpu': a.skipCpu = true; break;
+      case '--skip-torch': a.skipTorch = true; break;
+      case '--no-profile': a.profile = false; break;
+      case '--out': a.out = resolve(argv[++i] ?? ''); break;
+      default: throw new Error(`unknown flag ${flag}`);
+    }
+  }
+  return a;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((p, q) => p - q);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function makeBatch(): HostBatch {
+  const rng = new Rng(1234);
+  const shape = [BATCH, SIZE, SIZE, 1];
+  return {
+    x: { shape, dtype: 'float32', data: rng.normalArray(BATCH * SIZE * SIZE) },
+    target: { shape, dtype: 'float32', data: rng.normalArray(BATCH * SIZE * SIZE) },
+  };
+}
+
+const FACTORY = { module: fileURLToPath(import.meta.url), exportName: 'createBackendNet', options: NET };
+
+async function timeTrainer(
+  engine: string,
+  threads: number,
+  make: () => Promise<Trainer>,
+  warmup: number,
+  steps: number,
+  batch: HostBatch,
+): Promise<Row> {
+  let t: Trainer | undefined;
+  try {
+    t = await make();
+    for (let i = 0; i < warmup; i++) await t.step(batch);
+    const stepMs: number[] = [];
+    const results: StepResult[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t0 = performance.now();
+      results.push(await t.step(batch));
+      stepMs.push(performance.now() - t0);
+      process.stderr.write(`  ${engine}: step ${i + 1}/${steps} ${stepMs[i]?.toFixed(0)} ms\n`);
+    }
+    const med = median(stepMs);
+    const mean = (f: (r: StepResult) => number): number => results.reduce((s, r) => s + f(r), 0) / results.length;
+    // The slowest replica sets the pace; wait is time the others idle at the barrier.
+    const breakdown = {
+      computeMs: mean((r) => Math.max(...r.timings.map((x) => x.computeMs))),
+      waitMs: mean((r) => Math.max(...r.timings.map((x) => x.waitMs))),
+      reduceMs: mean((r) => Math.max(...r.timings.map((x) => x.reduceMs))),
+      applyMs: mean((r) => Math.max(...r.timings.map((x) => x.applyMs))),
+    };
+    return {
+      engine,
+      threads,
+      status: 'ok',
+      warmup,
+      stepMs,
+      medianMs: med,
+      stepsPerS: 1000 / med,
+      breakdown,
+      extra: { lastLoss: results[results.length - 1]?.loss, worldSize: t.worldSize },
+    };
+  } catch (err) {
+    return { engine, threads, status: 'failed', reason: firstLine(err) };
+  } finally {
+    await t?.dispose();
+  }
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unknown error';
+}
+
+/** Kernel time of one wasm training step (forward, backward, Adam), summed by kernel name. */
+async function profileWasmStep(batch: HostBatch): Promise<{ kernel: string; ms: number; calls: number }[]> {
+  await useBackend('wasm');
+  const model = createBackendNet(NET);
+  const opt = tf.train.adam(OPTIMIZER.learningRate);
+  const tensors: Batch = Object.fromEntries(
+    Object.entries(batch).map(([k, v]) => {
+      const h = v as HostTensor;
+      return [k, tf.tensor(h.data, [...h.shape])];
+    }),
+  );
+  const run = (): void =>
+    tf.tidy(() => {
+      const ctx = { step: 0, rowOffset: 0, globalBatchSize: BATCH, rank: 0, worldSize: 1 };
+      const { value, grads } = tf.variableGrads(() => model.loss(tensors, ctx), [...model.variables]);
+      opt.applyGradients(grads as tf.NamedTensorMap as Record<string, tf.Variable>);
+      value.dataSync();
+    });
+  run(); // warm-up: creates Adam's slots, JITs
+  const info = await tf.profile(() => run());
+  const by = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const e = by.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += ms;
+    e.calls += 1;
+    by.set(k.name, e);
+  }
+  opt.dispose();
+  tf.dispose([...model.variables, ...Object.values(tensors)]);
+  return [...by.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((p, q) => q.ms - p.ms);
+}
+
+type TorchOutcome = { ok: true; python: string } | { ok: false; reason: string };
+
+function ensureTorch(): TorchOutcome {
+  const r = spawnSync('bash', [join(here, 'torch', 'ensure-venv.sh')], { encoding: 'utf8', timeout: 20 * 60_000 });
+  const last = r.stdout?.trim().split('\n').pop()?.trim() ?? '';
+  if (r.status === 0 && last) return { ok: true, python: last };
+  const why = (r.stderr ?? '').trim().split('\n').filter(Boolean).pop() ?? r.error?.message ?? `exit ${r.status}`;
+  return { ok: false, reason: `could not create bench/.venv with torch==2.13.0: ${why}` };
+}
+
+function torchRow(python: string, threads: number, warmup: number, steps: number): Row {
+  const engine = `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}`;
+  const r = spawnSync(
+    python,
+    [join(here, 'torch', 'backend_net.py'), '--threads', String(threads), '--warmup', String(warmup), '--steps', String(steps)],
+    { encoding: 'utf8', timeout: 15 * 60_000 },
+  );
+  if (r.status !== 0) {
+    const why = (r.stderr ?? '').trim().split('\n').pop() ?? r.error?.message ?? `exit ${r.status}`;
+    return { engine, threads, status: 'failed', reason: why };
+  }
+  const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+    step_ms: number[];
+    median_ms: number;
+    steps_per_s: number;
+    torch: string;
+    threads: number;
+    mkldnn: boolean;
+  };
+  return {
+    engine,
+    threads,
+    status: 'ok',
+    warmup,
+    stepMs: j.step_ms,
+    medianMs: j.median_ms,
+    stepsPerS: j.steps_per_s,
+    extra: { torch: j.torch, threadsUsed: j.threads, mkldnn: j.mkldnn },
+  };
+}
+
+function ratio(a: Row | undefined, b: Row | undefined): number | null {
+  return a?.stepsPerS && b?.stepsPerS ? a.stepsPerS / b.stepsPerS : null;
+}
+
+function fmt(x: number | null | undefined, digits = 2): string {
+  return x === null || x === undefined ? '-' : x.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const cores = availableParallelism();
+  const batch = makeBatch();
+  const loadBefore = loadavg()[0] as number;
+  const rows: Row[] = [];
+  const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+  // PyTorch first: creating the venv is the only step that can take minutes.
+  let torch: TorchOutcome = { ok: false, reason: 'skipped (--skip-torch)' };
+  if (!args.skipTorch) {
+    torch = ensureTorch();
+    if (!torch.ok) console.log(`PyTorch rows skipped: ${torch.reason}`);
+  }
+  const torchRows = new Map<number, Row>();
+  for (const threads of [...new Set([1, cores])]) {
+    const r: Row = torch.ok
+      ? (log(`pytorch, ${threads} thread(s)...`), torchRow(torch.python, threads, 3, args.torchSteps))
+      : { engine: `pytorch ${threads} thread(s)`, threads, status: 'skipped', reason: torch.reason };
+    torchRows.set(threads, r);
+  }
+
+  log('wasm, 1 core (in-process)...');
+  const wasm1 = await timeTrainer(
+    'tfjs wasm, 1 core',
+    1,
+    () => LocalTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, backend: 'wasm' }),
+    args.warmup,
+    args.steps,
+    batch,
+  );
+  rows.push(wasm1);
+
+  log(`wasm, ${cores} cores (data-parallel, ${cores} workers)...`);
+  const wasmAll = await timeTrainer(
+    `tfjs wasm, ${cores} cores (data-parallel)`,
+    cores,
+    () => DataParallelTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, workers: cores, backend: 'wasm' }),
+    args.warmup,
+    args.steps,
+    batch,
+  );
+  rows.push(wasmAll);
+
+  let profile: { kernel: string; ms: number; calls: number }[] | undefined;
+  if (args.profile) {
+    log('profiling one wasm step...');
+    profile = await profileWasmStep(batch);
+  }
+
+  // tfjs-node: only when installed (its installer needs a download this machine cannot make).
+  let nodeRow: Row;
+  try {
+    const sel = await selectBackend('tfjs-node');
+    log('tfjs-node...');
+    nodeRow = await timeTrainer(
+      'tfjs-node (native TF)',
+      cores,
+      () => LocalTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, backend: 'tfjs-node' }),
+      args.warmup,
+      args.steps,
+      batch,
+    );
+    nodeRow = { ...nodeRow, extra: { ...nodeRow.extra, backend: sel.reason } };
+  } catch (err) {
+    nodeRow = { engine: 'tfjs-node (native TF)', threads: cores, status: 'skipped', reason: firstLine(err) };
+  }
+
+  let cpuRow: Row;
+  if (args.skipCpu) {
+    cpuRow = { engine: 'tfjs cpu (pure JS)', threads: 1, status: 'skipped', reason: '--skip-cpu' };
+  } else {
+    log(`tfjs cpu backend (${args.cpuWarmup} warm-up + ${args.cpuSteps} timed; minutes per step)...`);
+    cpuRow = await timeTrainer(
+      'tfjs cpu (pure JS)',
+      1,
+      () => LocalTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, backend: 'cpu' }),
+      args.cpuWarmup,
+      args.cpuSteps,
+      batch,
+    );
+  }
+  rows.push(cpuRow, nodeRow);
+  const torch1 = torchRows.get(1);
+  const torchN = torchRows.get(cores);
+  rows.push(...torchRows.values());
+
+  const vsTorch = (r: Row): number | null => ratio(r, r.threads === 1 ? torch1 : torchN);
+  const torchReason = torch.ok
+    ? torchN?.status === 'ok'
+      ? undefined
+      : `PyTorch run failed: ${torchN?.reason}`
+    : torch.reason;
+
+  // Table.
+  const header = ['engine', 'threads', 'steps/s', 'ms/step (median)', 'vs PyTorch (same threads)', 'note'];
+  const lines = rows.map((r) => [
+    r.engine,
+    String(r.threads),
+    fmt(r.stepsPerS, 3),
+    fmt(r.medianMs, 0),
+    r.engine.startsWith('pytorch') ? '1.00' : fmt(vsTorch(r)),
+    r.status === 'ok' ? `${r.stepMs?.length} timed, ${r.warmup} warm-up` : `${r.status}: ${r.reason}`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const l of lines) console.log(line(l));
+
+  const summary = {
+    wasm_all_cores_vs_pytorch: ratio(wasmAll, torchN),
+    wasm_all_cores_vs_wasm_1_core: ratio(wasmAll, wasm1),
+    wasm_1_core_vs_pytorch_1_thread: ratio(wasm1, torch1),
+    tfjs_cpu_vs_pytorch_1_thread: ratio(cpuRow, torch1),
+    tfjs_node_vs_pytorch: ratio(nodeRow, torchN),
+    ...(torchReason ? { pytorch_reason: torchReason } : {}),
+    ...(nodeRow.status !== 'ok' ? { tfjs_node_reason: nodeRow.reason } : {}),
+  };
+  console.log('\nsummary:', JSON.stringify(summary));
+  if (wasmAll.breakdown) {
+    const b = wasmAll.breakdown;
+    console.log(
+      `data-parallel step breakdown (mean ms, slowest replica): compute ${fmt(b['computeMs'], 1)}, ` +
+        `barrier wait ${fmt(b['waitMs'], 1)}, all-reduce ${fmt(b['reduceMs'], 1)}, Adam ${fmt(b['applyMs'], 1)}`,
+    );
+  }
+  if (profile) {
+    const total = profile.reduce((s, k) => s + k.ms, 0);
+    console.log(`wasm kernels, one step (${total.toFixed(0)} ms of kernel time):`);
+    for (const k of profile.slice(0, 8)) {
+      console.log(`  ${k.kernel.padEnd(24)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)} %  (${k.calls} calls)`);
+    }
+  }
+
+  const report = {
+    summary,
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores,
+      node: process.version,
+      tfjs: tf.version.tfjs,
+      date: new Date().toISOString(),
+      loadavg1_before: loadBefore,
+      loadavg1_after: loadavg()[0],
+    },
+    config: {
+      network: 'conv3x3 1->64, 3x 64->64, 64->1, SiLU, MSE, Adam(1e-3)',
+      batch: BATCH,
+      input: [SIZE, SIZE, 1],
+      params: createParamsCount(),
+      steps: args.steps,
+      warmup: args.warmup,
+      cpuSteps: args.cpuSteps,
+      cpuWarmup: args.cpuWarmup,
+      torchSteps: args.torchSteps,
+    },
+    rows,
+    wasmProfile: profile,
+  };
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwrote ${args.out}`);
+}
+
+function createParamsCount(): number {
+  const c = NET.channels;
+  return 9 * c + c + NET.hiddenLayers * (9 * c * c + c) + 9 * c + 1;
+}
+
+const invoked = process.argv[1] ? pathToFileURL(resolve(process.argv[1])).href : '';
+if (invoked === import.meta.url) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
