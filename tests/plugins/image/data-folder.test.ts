@@ -22,8 +22,13 @@ async function solid(file: string, width: number, height: number, colour: number
   const channels = colour.length as 1 | 2 | 3 | 4;
   const raw = new Uint8Array(width * height * channels);
   for (let p = 0; p < width * height; p++) raw.set(colour, p * channels);
-  const img = sharp(raw, { raw: { width, height, channels } });
+  let img = sharp(raw, { raw: { width, height, channels } });
+  if (channels <= 2) img = img.toColourspace('b-w'); // else sharp stores grey as RGB
   await (format === 'png' ? img.png() : img.jpeg({ quality: 100, chromaSubsampling: '4:4:4' })).toFile(file);
+  const meta = await sharp(file).metadata();
+  if (meta.channels !== channels || meta.width !== width || meta.height !== height) {
+    throw new Error(`fixture ${file}: wrote ${meta.width}x${meta.height}x${meta.channels}, wanted ${width}x${height}x${channels}`);
+  }
 }
 
 /** An 8x4 RGB PNG: the left half red, the right half blue. */
