@@ -24,7 +24,11 @@ const common = {
   random_flip: z.boolean().default(false),
   /** Keep only the first N examples (tests, demos). */
   limit,
-  /** Skip unreadable files (counted, logged once) instead of failing on the first one. */
+  /**
+   * Skip unreadable files (counted, logged once) instead of failing on the
+   * first one: image files for `folder`, batch files for `cifar10`. IDX
+   * images and labels are one pair of files, so a bad IDX file always fails.
+   */
   skip_bad_files: z.boolean().default(false),
 };
 

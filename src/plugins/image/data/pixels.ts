@@ -118,8 +118,9 @@ export function createResizer(
 }
 
 /**
- * Brings `count` uint8 HWC images of one shape to [outH, outW, outC]: channels
- * first, then resampling. Returns `pixels` itself when nothing changes.
+ * Brings `count` uint8 HWC images of one shape to [outH, outW, outC],
+ * resampling at the smaller of the two channel counts (grey to RGB resamples
+ * the grey image, then replicates). Returns `pixels` itself when nothing changes.
  */
 export function conformImages(
   pixels: Uint8Array,
@@ -131,13 +132,23 @@ export function conformImages(
   const [oh, ow, oc] = out;
   if (h === oh && w === ow && c === oc) return pixels;
   const inStride = h * w * c;
-  const resize = h === oh && w === ow ? null : createResizer(h, w, oc, oh, ow);
-  const result = new Uint8Array(count * oh * ow * oc);
   const outStride = oh * ow * oc;
+  const result = new Uint8Array(count * outStride);
+  if (h === oh && w === ow) {
+    for (let i = 0; i < count; i++) result.set(convertChannels(pixels.subarray(i * inStride, (i + 1) * inStride), h * w, c, oc), i * outStride);
+    return result;
+  }
+  const mid = Math.min(c, oc);
+  const resize = createResizer(h, w, mid, oh, ow);
+  const resized = new Uint8Array(oh * ow * mid);
   for (let i = 0; i < count; i++) {
-    const one = convertChannels(pixels.subarray(i * inStride, (i + 1) * inStride), h * w, c, oc);
-    if (resize) resize(one, result, i * outStride);
-    else result.set(one, i * outStride);
+    const src = pixels.subarray(i * inStride, (i + 1) * inStride);
+    if (oc <= c) {
+      resize(convertChannels(src, h * w, c, oc), result, i * outStride);
+    } else {
+      resize(src, resized, 0);
+      result.set(convertChannels(resized, oh * ow, c, oc), i * outStride);
+    }
   }
   return result;
 }
