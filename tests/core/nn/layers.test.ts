@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../../src/core/backend/select.js';
-import { Conv1d, Conv2d, dropout, Embedding, GroupNorm, groupNorm, LayerNorm, Linear, silu } from '../../../src/core/nn/layers.js';
+import { addBias, Conv1d, Conv2d, dense, dropout, Embedding, GroupNorm, groupNorm, LayerNorm, Linear, silu } from '../../../src/core/nn/layers.js';
 import { ParamStore, type Scope } from '../../../src/core/nn/module.js';
 import { Rng } from '../../../src/core/random.js';
 import { maxRelError } from '../../helpers/tensors.js';
@@ -58,6 +58,30 @@ describe('Linear', () => {
     const z = new Linear(scope.child('lin0'), 3, 2, { init: 'zeros' });
     expect(data(z.apply(x)).every((v) => v === 0)).toBe(true);
     tf.dispose([x, y]);
+  });
+});
+
+describe('dense and addBias (hand-written gradients)', () => {
+  it('equal tfjs autodiff of matMul + add', () => {
+    const rng = new Rng(21);
+    const x = rng.normalTensor([6, 4]) as tf.Tensor2D;
+    const w = rng.normalTensor([4, 3]) as tf.Tensor2D;
+    const b = rng.normalTensor([3]) as tf.Tensor1D;
+    const dy = rng.normalTensor([6, 3]);
+    const f = (y: tf.Tensor) => tf.sum(tf.mul(y, dy));
+    const ours = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => f(dense(a as tf.Tensor2D, c as tf.Tensor2D, d as tf.Tensor1D)))([x, w, b]);
+    const ref = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => f(tf.add(tf.matMul(a as tf.Tensor2D, c as tf.Tensor2D), d)))([x, w, b]);
+    for (let i = 0; i < 3; i++) expect(maxRelError(data(ours[i]!), data(ref[i]!))).toBeLessThan(1e-6);
+    const noBias = tf.grads((a: tf.Tensor, c: tf.Tensor) => f(dense(a as tf.Tensor2D, c as tf.Tensor2D)))([x, w]);
+    expect(maxRelError(data(noBias[1]!), data(ref[1]!))).toBeLessThan(1e-6);
+    expect(maxRelError(data(dense(x, w, b)), data(tf.add(tf.matMul(x, w), b)))).toBeLessThan(1e-6);
+
+    const x4 = rng.normalTensor([2, 3, 5, 3]);
+    const dy4 = rng.normalTensor([2, 3, 5, 3]);
+    const g1 = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(addBias(a, c), dy4)))([x4, b]);
+    const g2 = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(tf.add(a, c), dy4)))([x4, b]);
+    for (let i = 0; i < 2; i++) expect(maxRelError(data(g1[i]!), data(g2[i]!))).toBeLessThan(1e-6);
+    tf.dispose([x, w, b, dy, x4, dy4, ...ours, ...ref, ...noBias, ...g1, ...g2]);
   });
 });
 
