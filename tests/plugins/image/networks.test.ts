@@ -20,15 +20,15 @@ const data = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
 
 /** Tiny configs: every code path (attention, both down-samplings, odd sizes, Fourier, classes) at a size the cpu backend runs in seconds. */
 const TINY_UNET = {
-  arch: 'unet',
+  arch: 'unet' as const,
   channels: 8,
   channel_mult: [1, 2],
   num_res_blocks: 1,
   attention_resolutions: [4],
   norm_groups: 2,
   num_heads: 2,
-} as const;
-const TINY_RESNET = { arch: 'resnet', channels: 8, num_blocks: 2, attention_blocks: [1], norm_groups: 2, num_heads: 2 } as const;
+};
+const TINY_RESNET = { arch: 'resnet' as const, channels: 8, num_blocks: 2, attention_blocks: [1], norm_groups: 2, num_heads: 2 };
 
 function build(config: ImageModelConfigInput, shape: [number, number, number], seed = 0, numClasses?: number): ImageDenoiserNetwork {
   return createImageNetwork(config, { exampleShape: shape, numClasses, rng: new Rng(seed) });
@@ -78,7 +78,7 @@ describe('model config schema', () => {
   it('rejects configs that do not fit the data', () => {
     expect(() => build({ ...TINY_UNET, attention_resolutions: [3] }, [8, 8, 1])).toThrow(/lists 3, but the feature maps of a 8x8 input are 8, 4 high/);
     expect(() => build({ ...TINY_UNET, class_conditional: true }, [8, 8, 1])).toThrow(/class_conditional needs a data source with labels/);
-    expect(() => build(TINY_UNET, [8, 8])).toThrow(/\[height, width, channels\]/);
+    expect(() => build(TINY_UNET, [8, 8] as unknown as [number, number, number])).toThrow(/\[height, width, channels\]/);
     // Nothing stays registered after a failed build.
     expect(Object.keys(tf.engine().registeredVariables).filter((n) => n.startsWith('unet'))).toEqual([]);
   });
