@@ -124,7 +124,8 @@ export class NoiseEmbedding {
   /** c_noise [B] -> [B, hidden]. */
   apply(cNoise: tf.Tensor): tf.Tensor2D {
     const scale = this.options.inputScale ?? 1;
-    const t = scale === 1 ? cNoise : tf.mul(cNoise, scale);
+    const c = tf.cast(cNoise, 'float32'); // integer timesteps are fine too
+    const t = scale === 1 ? c : tf.mul(c, scale);
     const f = this.features ? this.features.apply(t) : sinusoidalEmbedding(t, this.options.dim, this.options.maxPeriod ?? 10000);
     return this.mlp.apply(f) as tf.Tensor2D;
   }

@@ -48,4 +48,4 @@ export function defaultParameterCounts(exampleShape: readonly [number, number, n
 }
 
 /** The zod schema itself, for plugins (`modelSchema`). */
-export const imageModelConfigSchema: z.ZodType<ImageModelConfig> = imageModelSchema as unknown as z.ZodType<ImageModelConfig>;
+export const imageModelConfigSchema: z.ZodType<ImageModelConfig> = imageModelSchema;
