@@ -85,6 +85,12 @@ describe('Mlp and NoiseEmbedding', () => {
     const ref = sin.mlp.apply(sinusoidalEmbedding(tf.tensor1d([250, 500]), 8));
     expect(maxRelError(data(e), data(ref))).toBeLessThan(1e-6);
     expect(four.apply(c).shape).toEqual([2, 16]);
+    // Integer timesteps are accepted as they are.
+    const steps = new NoiseEmbedding(scope.child('ne_int'), { kind: 'sinusoidal', dim: 8, hidden: 4 });
+    const ti = tf.tensor1d([3, 999], 'int32');
+    const tfl = tf.tensor1d([3, 999]);
+    expect(data(steps.apply(ti))).toEqual(data(steps.apply(tfl)));
+    tf.dispose([ti, tfl]);
     expect(four.features?.freqs.name).toBe(`${store.root}/ne_four.fourier.freqs`);
     c.dispose();
   });

@@ -10,6 +10,9 @@ import {
   type ImageDenoiserNetwork,
   type ImageModelConfigInput,
 } from '../../../src/plugins/image/networks/index.js';
+import { groupNorm, silu } from '../../../src/core/nn/layers.js';
+import { ParamStore } from '../../../src/core/nn/module.js';
+import { AttentionBlock2d, Downsample, ResBlock, upsampleNearest2x } from '../../../src/plugins/image/networks/blocks.js';
 import { expectNoTensorLeak, maxRelError } from '../../helpers/tensors.js';
 
 beforeAll(async () => {
@@ -50,6 +53,56 @@ function inputs(b: number, shape: [number, number, number], seed: number) {
     w: rng.normalTensor([b, ...shape]),
   };
 }
+
+describe('blocks', () => {
+  it('upsampleNearest2x equals tf.image.resizeNearestNeighbor, gradient included', () => {
+    const x = new Rng(1).normalTensor([2, 3, 4, 5]) as tf.Tensor4D;
+    const w = new Rng(2).normalTensor([2, 6, 8, 5]);
+    const ours = upsampleNearest2x(x);
+    const ref = tf.image.resizeNearestNeighbor(x, [6, 8]);
+    expect(Array.from(data(ours))).toEqual(Array.from(data(ref)));
+    const g1 = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(upsampleNearest2x(a as tf.Tensor4D), w)))(x);
+    const g2 = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(a as tf.Tensor4D, [6, 8]), w)))(x);
+    expect(maxRelError(data(g1), data(g2))).toBeLessThan(1e-6);
+    tf.dispose([x, w, ours, ref, g1, g2]);
+  });
+
+  it('ResBlock, AttentionBlock2d and average-pool Downsample equal their definitions', () => {
+    const store = new ParamStore('blocks_test');
+    const scope = store.scope(new Rng(3));
+    const rb = new ResBlock(scope.child('rb'), 4, 6, 5, 2, 0);
+    const ab = new AttentionBlock2d(scope.child('ab'), 6, 2, 3);
+    const ds = new Downsample(scope.child('ds'), 6, 'avgpool');
+    const rng = new Rng(4);
+    tf.tidy(() => {
+      for (const v of store.variables) v.assign(tf.add(v, tf.mul(rng.normalTensor(v.shape), 0.3)));
+    });
+    const x = rng.normalTensor([2, 4, 4, 4]) as tf.Tensor4D;
+    const emb = silu(rng.normalTensor([2, 5])) as tf.Tensor2D;
+    const ctx = { training: false, rng: new Rng(0) };
+    const conv = (h: tf.Tensor, c: { weight: tf.Tensor; bias: tf.Tensor | undefined }) =>
+      tf.add(tf.conv2d(h as tf.Tensor4D, c.weight as tf.Tensor4D, 1, 'same'), c.bias!);
+    // DDPM resnet_block, written out.
+    let h = conv(silu(groupNorm(x, rb.norm1.gamma, rb.norm1.beta, 2)), rb.conv1);
+    h = tf.add(h, tf.reshape(tf.add(tf.matMul(emb, rb.embProj.weight as tf.Tensor2D), rb.embProj.bias!), [2, 1, 1, 6]));
+    h = conv(silu(groupNorm(h, rb.norm2.gamma, rb.norm2.beta, 2)), rb.conv2);
+    const expected = tf.add(conv(x, rb.skip!), h);
+    const y = rb.apply(x, emb, ctx);
+    expect(maxRelError(data(y), data(expected))).toBeLessThan(1e-5);
+    // Attention block: x + MHSA(GN(x)) over the 16 positions.
+    const seq = tf.reshape(groupNorm(y, ab.norm.gamma, ab.norm.beta, 3), [2, 16, 6]);
+    const att = tf.add(y, tf.reshape(ab.attn.apply(seq), [2, 4, 4, 6]));
+    const z = ab.apply(y);
+    expect(maxRelError(data(z), data(att))).toBeLessThan(1e-5);
+    // 2x2 average pooling.
+    const p = data(ds.apply(z));
+    const zd = data(z);
+    const at = (n: number, i: number, j: number, c: number) => zd[((n * 4 + i) * 4 + j) * 6 + c]!;
+    expect(p[((1 * 2 + 1) * 2 + 0) * 6 + 5]).toBeCloseTo((at(1, 2, 0, 5) + at(1, 2, 1, 5) + at(1, 3, 0, 5) + at(1, 3, 1, 5)) / 4, 5);
+    tf.dispose([x, emb, expected, y, seq, att, z]);
+    store.dispose();
+  });
+});
 
 describe('model config schema', () => {
   it('fills the defaults, defaults arch to unet, and is strict', () => {
