@@ -215,18 +215,38 @@ export function dsmPerSampleLossEffectiveTarget(
   objective: DSMObjective,
   cond?: Conditioning,
 ): PerSampleLoss {
-  let sigmas: number[] = [];
-  const perSample = tf.tidy(() => {
-    const noisy = drawNoisy(x0, rng, objective);
-    sigmas = noisy.sigmas;
+  const B = x0.shape[0];
+  if (B === undefined || x0.rank < 1) throw new Error('dsm loss: x0 must have a batch dimension');
+  const sigmas = objective.noise.sample(rng, B);
+  const eps = rng.normalTensor(x0.shape);
+  const perSample = dsmPerSampleLossGivenNoise(net, param, x0, sigmas, eps, objective, cond);
+  eps.dispose();
+  return { perSample, sigmas };
+}
+
+/**
+ * The effective-target loss for noise drawn elsewhere: `sigmas` (one per row)
+ * and `eps` (x0's shape). Trainers draw the noise on the main thread, so the
+ * loss does not depend on how a batch is split across workers.
+ */
+export function dsmPerSampleLossGivenNoise(
+  net: RawNetwork,
+  param: Parametrization,
+  x0: tf.Tensor,
+  sigmas: ArrayLike<number>,
+  eps: tf.Tensor,
+  objective: Pick<DSMObjective, 'weighting' | 'reduction'>,
+  cond?: Conditioning,
+): tf.Tensor1D {
+  return tf.tidy(() => {
     const c = coefficientTensors(param, sigmas, x0.rank);
-    const target = tf.div(tf.sub(x0, tf.mul(c.cSkip, noisy.x)), c.cOut);
-    const f = net(tf.mul(c.cIn, noisy.x), c.cNoise, cond);
+    const x = tf.add(x0, tf.mul(tf.reshape(tf.tensor1d(Array.from(sigmas)), c.cIn.shape), eps));
+    const target = tf.div(tf.sub(x0, tf.mul(c.cSkip, x)), c.cOut);
+    const f = net(tf.mul(c.cIn, x), c.cNoise, cond);
     const err = reduceRows(tf.square(tf.sub(f, target)), objective.reduction ?? 'mean');
-    const w = sigmas.map((s) => objective.weighting(s) * param.coefficients(s).cOut ** 2);
+    const w = Array.from(sigmas, (s) => objective.weighting(s) * param.coefficients(s).cOut ** 2);
     return tf.mul(err, tf.tensor1d(w)) as tf.Tensor1D;
   });
-  return { perSample, sigmas };
 }
 
 /** Batch mean of `dsmPerSampleLossEffectiveTarget`. */
