@@ -60,8 +60,12 @@ interface ConvCase {
   readonly out: number[];
 }
 
-/** Random conv geometry; depthwise filters are [KH, KW, C, multiplier]. */
-function convCases(seed: number, count: number, depthwise: boolean): ConvCase[] {
+/**
+ * Random conv geometry; depthwise filters are [KH, KW, C, multiplier].
+ * `stridedOnly`: equal strides 2-3 and no dilation (the stride-phase path of
+ * Conv2DBackpropInput).
+ */
+function convCases(seed: number, count: number, depthwise: boolean, stridedOnly = false): ConvCase[] {
   const rng = new Rng(seed);
   const cases: ConvCase[] = [];
   while (cases.length < count) {
@@ -70,11 +74,12 @@ function convCases(seed: number, count: number, depthwise: boolean): ConvCase[] 
     const w = 3 + rng.int(9);
     const c = 1 + rng.int(5);
     const co = depthwise ? 1 + rng.int(3) : 1 + rng.int(5);
-    const kh = 1 + rng.int(4);
-    const kw = 1 + rng.int(4);
-    const strides: [number, number] = [1 + rng.int(3), 1 + rng.int(3)];
+    const kh = 1 + rng.int(stridedOnly ? 5 : 4);
+    const kw = 1 + rng.int(stridedOnly ? 5 : 4);
+    const s = 2 + rng.int(2);
+    const strides: [number, number] = stridedOnly ? [s, s] : [1 + rng.int(3), 1 + rng.int(3)];
     // The kernels take strides and dilations together although tf ops forbid it.
-    const dilations: [number, number] = rng.uniform() < 0.5 ? [1, 1] : [1 + rng.int(3), 1 + rng.int(3)];
+    const dilations: [number, number] = stridedOnly || rng.uniform() < 0.5 ? [1, 1] : [1 + rng.int(3), 1 + rng.int(3)];
     const kind = rng.int(4);
     const pad: Pad =
       kind === 0
@@ -166,7 +171,7 @@ describe('Conv2DBackpropFilter', () => {
 
 describe('Conv2DBackpropInput (overridden)', () => {
   const rng = new Rng(12);
-  const cases = convCases(102, 30, false);
+  const cases = [...convCases(102, 30, false), ...convCases(104, 20, false, true)];
   it.each(cases.map((c, i) => [i, c] as const))('case %i matches cpu', async (_i, c) => {
     const f = randn(rng, c.filter);
     const dy = randn(rng, c.out);

@@ -69,6 +69,14 @@ export function cropForNegativePads(
 
 let originalBackpropInput: tf.KernelFunc | undefined;
 
+/**
+ * How strided (equal strides, no dilation) input gradients are computed:
+ * 'phase' = one conv with the stride-phase filter + DepthToSpace, 'upsample' =
+ * conv of the zero-upsampled dy. Exposed so `npm run bench:kernels` can
+ * compare them; the default is the faster one there.
+ */
+export const inputGradOptions: { stridedStrategy: 'phase' | 'upsample' } = { stridedStrategy: 'phase' };
+
 /** Keeps tfjs-backend-wasm's own kernel for the cases the fast path does not cover. */
 export function setOriginalConv2DBackpropInput(fn: tf.KernelFunc | undefined): void {
   originalBackpropInput = fn;
@@ -80,12 +88,111 @@ export function getOriginalConv2DBackpropInput(): tf.KernelFunc | undefined {
 }
 
 /**
- * Whether strided input gradients use zero-upsampling + conv. Measured with
- * `npm run bench:kernels` (batch 32, 28x28 -> 14x14, 64 -> 64, 3x3): the
- * upsampled conv wastes (stride^2 - 1)/stride^2 of its multiplies but still
- * beats the original scalar C++ loop; see bench/results/kernels.json.
+ * Stride-phase plan along one axis (dilation 1, stride s > 1). Input row
+ * i = q*s + r only receives taps k = a_r + j*s from dy rows o = q + c_r - j,
+ * where a_r = (r + pad) mod s and c_r = floor((r + pad) / s). All s phases
+ * become output channels of ONE stride-1 conv over dy with T taps (padding
+ * `before`/`after` on dy), and DepthToSpace interleaves them back: about s^2 times
+ * less work than convolving the zero-upsampled dy.
  */
-export const STRIDED_INPUT_GRAD_VIA_CONV = true;
+export interface PhaseAxis {
+  readonly taps: number;
+  readonly before: number;
+  readonly after: number;
+  /** Rows per phase; DepthToSpace yields rows * s >= inSize (surplus cut). */
+  readonly rows: number;
+  /** Filter tap feeding phase r at combined tap t, or -1 for none. */
+  tap(r: number, t: number): number;
+}
+
+export function phaseAxis(inSize: number, outSize: number, taps: number, stride: number, padBefore: number): PhaseAxis {
+  const a: number[] = [];
+  const c: number[] = [];
+  const j: number[] = [];
+  for (let r = 0; r < stride; r++) {
+    a.push((r + padBefore) % stride);
+    c.push(Math.floor((r + padBefore) / stride));
+    j.push(Math.max(0, Math.ceil((taps - (a[r] as number)) / stride)));
+  }
+  let before = -Infinity;
+  let top = -Infinity;
+  for (let r = 0; r < stride; r++) {
+    if ((j[r] as number) === 0) continue;
+    before = Math.max(before, (j[r] as number) - 1 - (c[r] as number));
+    top = Math.max(top, c[r] as number);
+  }
+  const rows = Math.ceil(inSize / stride);
+  const combined = top + before + 1;
+  return {
+    taps: combined,
+    before,
+    after: rows - 1 + combined - before - outSize,
+    rows,
+    tap: (r, t) => {
+      const jj = (c[r] as number) + before - t;
+      return jj >= 0 && jj < (j[r] as number) ? (a[r] as number) + jj * stride : -1;
+    },
+  };
+}
+
+/**
+ * dx for stride s > 1 (same in both axes, dilation 1) as one Conv2D with the
+ * phase-combined filter [TH, TW, Co, s*s*Ci] followed by DepthToSpace.
+ */
+function stridePhaseInputGrad(
+  backend: WasmBackend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  inShape: [number, number, number, number],
+  s: number,
+  padTop: number,
+  padLeft: number,
+): TensorInfo {
+  const [kh, kw, ci, co] = filter.shape as [number, number, number, number];
+  const [b, hin, win] = inShape;
+  const h = phaseAxis(hin, dy.shape[1] as number, kh, s, padTop);
+  const w = phaseAxis(win, dy.shape[2] as number, kw, s, padLeft);
+  // Which filter tap (kh*KW + kw, or the appended zero tap) fills each slot
+  // of the combined filter: a geometry table of TH*TW*s*s entries, not data.
+  const zeroTap = kh * kw;
+  const index = new Int32Array(h.taps * w.taps * s * s);
+  let n = 0;
+  for (let th = 0; th < h.taps; th++)
+    for (let tw = 0; tw < w.taps; tw++)
+      for (let rh = 0; rh < s; rh++)
+        for (let rw = 0; rw < s; rw++) {
+          const y = h.tap(rh, th);
+          const x = w.tap(rw, tw);
+          index[n++] = y < 0 || x < 0 ? zeroTap : y * kw + x;
+        }
+  const withZero = callKernel(tf.PadV2, backend, { x: view(filter, [kh * kw, ci * co]) }, { paddings: [[0, 1], [0, 0]], constantValue: 0 });
+  const indices = backend.makeOutput([index.length], 'int32', undefined, index);
+  const gathered = callKernel(tf.GatherV2, backend, { x: withZero, indices }, { axis: 0, batchDims: 0 });
+  release(backend, withZero, indices);
+  // [TH, TW, s, s, Ci, Co] -> [TH, TW, Co, s, s, Ci]: output channel (rh, rw, ci) as DepthToSpace reads it.
+  const combined = transpose(backend, view(gathered, [h.taps, w.taps, s, s, ci, co]), [0, 1, 5, 2, 3, 4]);
+  release(backend, gathered);
+
+  const cropped = cropForNegativePads(backend, dy, h, w);
+  let phases: TensorInfo;
+  try {
+    phases = callKernel(tf.Conv2D, backend, { x: cropped.src, filter: view(combined, [h.taps, w.taps, co, s * s * ci]) }, {
+      strides: [1, 1],
+      dilations: [1, 1],
+      pad: [[0, 0], cropped.pads[0], cropped.pads[1], [0, 0]],
+      dataFormat: 'NHWC',
+    });
+  } finally {
+    release(backend, combined);
+    if (cropped.owned) release(backend, cropped.src);
+  }
+  const dx = callKernel(tf.DepthToSpace, backend, { x: phases }, { blockSize: s, dataFormat: 'NHWC' });
+  release(backend, phases);
+  if (h.rows * s === hin && w.rows * s === win) return dx;
+  const cut = crop(backend, dx, [0, 0, 0, 0], [b, hin, win, ci]);
+  release(backend, dx);
+  return cut;
+}
 
 export function conv2DBackpropInputWasm(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -101,7 +208,7 @@ export function conv2DBackpropInputWasm(args: {
   const undilated = dilations[0] === 1 && dilations[1] === 1;
   const nchw = attrs.dataFormat === 'NCHW';
   const strided = strides[0] > 1 || strides[1] > 1;
-  if (originalBackpropInput && undilated && (nchw || (strided && !STRIDED_INPUT_GRAD_VIA_CONV))) {
+  if (originalBackpropInput && undilated && nchw) {
     return originalBackpropInput(args as unknown as Parameters<tf.KernelFunc>[0]) as TensorInfo;
   }
   requireNHWC('Conv2DBackpropInput', attrs.dataFormat);
@@ -120,6 +227,10 @@ export function conv2DBackpropInputWasm(args: {
     throw new Error(`difflab wasm Conv2DBackpropInput: dy shape [${dy.shape}] does not match [${info.outShape}]`);
   }
   if (inputShape.some((d) => d === 0) || dy.shape.some((d) => d === 0)) return zeros(backend, [...inputShape]);
+
+  if (strided && undilated && strides[0] === strides[1] && inputGradOptions.stridedStrategy === 'phase') {
+    return stridePhaseInputGrad(backend, dy, filter, inputShape, strides[0], info.padInfo.top, info.padInfo.left);
+  }
 
   // Flipped filter [KH, KW, Co, Ci] (small: filter-sized work only).
   const rev = callKernel(tf.Reverse, backend, { x: filter }, { dims: [0, 1] });
