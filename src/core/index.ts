@@ -5,6 +5,7 @@ export * from './plugin.js';
 export * from './backend/select.js';
 export { registerWasmTrainingKernels } from './backend/wasm-kernels.js';
 export * from './config/load.js';
+export * from './config/diffusion.js';
 export * from './schedules/index.js';
 export * from './parametrizations.js';
 export * from './objectives.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, createDifflab, loadRunConfig, parseYamlText } from '../../src/index.js';
+import { ConfigError, createDifflab, diffusionFromConfig, loadRunConfig, parseYamlText } from '../../src/index.js';
 import { toyPlugin } from '../fixtures/toy-plugin/index.js';
 
 const registry = createDifflab({ plugins: [toyPlugin], builtins: false }).plugins;
@@ -81,5 +81,36 @@ describe('run configs', () => {
 
   it('says when the file cannot be read', () => {
     expect(errorOf(() => loadRunConfig(join(dir, 'missing.yaml'), registry)).message).toMatch(/missing\.yaml: cannot read config \(ENOENT\)/);
+  });
+
+  it('builds DDPM and EDM from the diffusion section, with defaults', () => {
+    const ddpm = loadRunConfig(write('ddpm.yaml', 'modality: toy-points\n'), registry);
+    const parts = diffusionFromConfig(ddpm.diffusion);
+    expect(parts.schedule.type).toBe('linear');
+    expect(parts.schedule.discrete?.T).toBe(1000);
+    expect(parts.parametrization.type).toBe('epsilon');
+    expect(parts.objective.noise.type).toBe('uniform-time');
+    expect(ddpm.sample).toMatchObject({ sampler: 'dpmpp-2m', steps: 20, discretization: 'karras' });
+
+    const edmFile = write(
+      'edm.yaml',
+      'modality: toy-points\ndiffusion:\n  schedule: {type: edm, sigma_max: 40}\n  parametrization: {type: edm}\n  objective:\n    noise: {type: log-normal}\n    weighting: {type: edm}\n',
+    );
+    const edm = diffusionFromConfig(loadRunConfig(edmFile, registry).diffusion);
+    expect(edm.schedule.sigmaMax).toBe(40);
+    expect(edm.parametrization.coefficients(0.5).cSkip).toBeCloseTo(0.5, 12); // sigma_data^2 / (sigma^2 + sigma_data^2)
+  });
+
+  it('names the key path of a bad schedule, sampler or EMA option', () => {
+    const bad = write('sched.yaml', 'modality: toy-points\ndiffusion:\n  schedule: {type: linear, beta_end: -1}\n');
+    expect(errorOf(() => loadRunConfig(bad, registry)).message).toMatch(new RegExp(`^${bad}: diffusion\\.schedule\\.beta_end: Too small`));
+    const kind = write('kind.yaml', 'modality: toy-points\ndiffusion:\n  schedule: {type: quadratic}\n');
+    expect(errorOf(() => loadRunConfig(kind, registry)).message).toContain('diffusion.schedule.type:');
+    const sampler = write('sampler.yaml', 'modality: toy-points\nsample: {sampler: magic}\n');
+    const msg = errorOf(() => loadRunConfig(sampler, registry)).message;
+    expect(msg).toContain('sample.sampler:');
+    expect(msg).toContain('dpmpp-2m');
+    const ema = write('ema.yaml', 'modality: toy-points\ntrain: {ema: {kind: warmup, power: 0}}\n');
+    expect(errorOf(() => loadRunConfig(ema, registry)).message).toContain('train.ema.power: Too small');
   });
 });

@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backend/select.js';
 import type { AnyModalityPlugin, PluginRegistry } from '../plugin.js';
+import { diffusionSchema, sampleSchema } from './diffusion.js';
 
 /** A bad config: the message is one line naming the file and the key path. */
 export class ConfigError extends Error {
@@ -68,10 +69,42 @@ export const trainSchema = z.strictObject({
   steps: z.int().min(1).max(100_000_000).default(1000),
   batch_size: z.int().min(1).max(65_536).default(32),
   lr: z.number().gt(0).max(1).default(2e-4),
+  warmup_steps: z.int().min(0).default(0),
+  lr_decay: z.enum(['constant', 'cosine', 'linear', 'inverse-sqrt']).default('constant'),
+  min_lr_ratio: z.number().min(0).max(1).default(0),
+  weight_decay: z.number().min(0).max(1).default(0),
+  adam_betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]),
+  /** Clip the global gradient norm; null = no clipping. */
+  grad_clip: z.number().gt(0).nullable().default(1),
+  ema: z
+    .discriminatedUnion('kind', [
+      z.strictObject({
+        kind: z.literal('warmup'),
+        inv_gamma: z.number().gt(0).default(1),
+        power: z.number().gt(0).default(2 / 3),
+        max_value: z.number().min(0).max(1).default(0.9999),
+        min_value: z.number().min(0).max(1).default(0),
+        start_at: z.int().min(0).default(0),
+      }),
+      z.strictObject({
+        kind: z.literal('halflife'),
+        halflife_examples: z.number().gt(0).default(500_000),
+        rampup_ratio: z.number().gt(0).nullable().default(0.05),
+      }),
+      z.strictObject({ kind: z.literal('none') }),
+    ])
+    .prefault({ kind: 'warmup' }),
+  /** Probability of replacing a class label by the null class (classifier-free guidance training). */
+  cond_dropout: z.number().min(0).max(1).default(0.1),
   /** Data-parallel workers; 'auto' = every core (wasm), 1 = in-process. */
   workers: z.union([z.literal('auto'), z.int().min(1).max(256)]).default('auto'),
   log_every: z.int().min(1).default(10),
   checkpoint_every: z.int().min(1).default(500),
+  /** Keep this many most recent checkpoints. */
+  keep_checkpoints: z.int().min(1).default(2),
+  /** Write a sample grid every N steps (0 = never during training). */
+  sample_every: z.int().min(0).default(0),
+  sample_count: z.int().min(1).max(1024).default(16),
 });
 
 export const runConfigShape = {
@@ -83,7 +116,9 @@ export const runConfigShape = {
   backend: z.enum(['auto', ...BACKEND_NAMES]).default('auto'),
   data: z.unknown().optional(),
   model: z.unknown().optional(),
+  diffusion: diffusionSchema.prefault({}),
   train: trainSchema.prefault({}),
+  sample: sampleSchema.prefault({}),
 };
 
 const baseRunSchema = z.strictObject(runConfigShape);
