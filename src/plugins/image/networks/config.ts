@@ -8,10 +8,11 @@ import { z } from 'zod';
  * wasm backend: the U-Net (channels 32, mult [1, 2, 2], one residual block
  * per level, attention at 7x7 and in the middle) has 1.11 M parameters, the
  * ResNet (10 blocks of 64 channels) 0.99 M (`defaultParameterCounts`).
- * Measured on the shared 2-core EPYC, wasm, batch 32, one AdamW step
- * (forward + backward + update), load average ~4.4: U-Net 2.5 s, ResNet
- * 5.1 s (every ResNet weight works at full resolution: ~2.7x the U-Net's
- * convolution FLOPs for fewer parameters).
+ * Measured on the shared 2-core EPYC, wasm (one thread), batch 32, one
+ * AdamW step (forward + backward + update), other jobs keeping the load
+ * average at 4-6: U-Net 1.5-2.5 s (forward alone 0.4 s), ResNet 5-8 s
+ * (forward 1.1 s): every ResNet weight works at full resolution, ~2.7x the
+ * U-Net's convolution FLOPs for fewer parameters.
  */
 
 const common = {
