@@ -17,3 +17,8 @@ export * from './analytic.js';
 export * from './samplers/index.js';
 export * from './guidance.js';
 export * from './parallel/index.js';
+export * as nn from './nn/index.js';
+export * from './training/checkpoint.js';
+export * from './training/diffusion-model.js';
+export * from './training/engine.js';
+export * from './generate.js';

@@ -56,18 +56,36 @@ export interface DenoiserNetwork {
   apply(x: tf.Tensor, cNoise: tf.Tensor1D, cond?: Conditioning): tf.Tensor;
   /** Frees the variables. */
   dispose(): void;
+  /** Switches train-only behaviour such as dropout (networks start in training mode). */
+  setTraining?(training: boolean): void;
 }
 
 /** Extra loss terms a modality adds on top of denoising score matching. */
 export interface LossAdapter {
-  /** Returns a scalar to add to the DSM loss (inside the gradient tape). */
+  /**
+   * A scalar to add to the DSM loss (inside the gradient tape): a batch mean,
+   * like the DSM term, so that data-parallel shards average correctly.
+   */
   extraLoss(batch: ExampleBatch, net: DenoiserNetwork): tf.Scalar;
+}
+
+/**
+ * Where a plugin can be imported from. Data-parallel training rebuilds the
+ * network inside worker threads, which cannot receive objects with methods,
+ * so they import the plugin by module specifier and export name.
+ */
+export interface PluginSource {
+  /** A file: URL, an absolute path or a package specifier (e.g. `import.meta.url` of the plugin's module). */
+  readonly module: string;
+  readonly exportName: string;
 }
 
 export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   /** Stable id used by configs (`modality: image`). */
   readonly id: string;
   readonly description: string;
+  /** Lets worker threads import this plugin; without it, training runs in one thread. */
+  readonly source?: PluginSource;
   /** zod schemas of the config's `data` and `model` sections (strict: unknown keys are errors). */
   readonly dataSchema: z.ZodType<DataConfig>;
   readonly modelSchema: z.ZodType<ModelConfig>;

@@ -48,6 +48,19 @@ export class Rng {
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
   }
 
+  /**
+   * A stream determined by a seed and a path of integers (e.g. seed, step):
+   * training draws step k's noise from Rng.derive(seed, k), so a resumed run
+   * reproduces the uninterrupted one without carrying stream state.
+   */
+  static derive(seed: number, ...path: number[]): Rng {
+    let h = splitmix32(seed)();
+    for (const p of path) {
+      h = splitmix32((h ^ Math.imul(p >>> 0, 0x27d4eb2d) ^ Math.floor(p / 4294967296)) >>> 0)();
+    }
+    return new Rng(h);
+  }
+
   /** Uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;

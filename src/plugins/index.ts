@@ -1,9 +1,10 @@
 import type { AnyModalityPlugin } from '../core/plugin.js';
+import { imagePlugin } from './image/index.js';
 
 /**
  * The modality plugins that ship with difflab, registered by the composition
  * root. Each lives in its own folder under src/plugins.
  */
 export function builtinPlugins(): AnyModalityPlugin[] {
-  return [];
+  return [imagePlugin];
 }

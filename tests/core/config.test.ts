@@ -30,7 +30,7 @@ describe('run configs', () => {
     expect(cfg.seed).toBe(7);
     expect(cfg.train).toMatchObject({ steps: 20, batch_size: 32, lr: 0.01, workers: 1, log_every: 10 });
     expect(cfg.data).toEqual({ points: 128, spread: 0.25, centres: [[-2, 0], [2, 0]] });
-    expect(cfg.model).toEqual({ hidden: 16 });
+    expect(cfg.model).toEqual({ hidden: 16, nan_after_calls: null });
   });
 
   it('names the file and key path of an unknown key, one line', () => {

@@ -83,6 +83,15 @@ export class AdamW extends tf.AdamOptimizer {
         }
       });
     }
+    // tfjs keeps beta^t by repeated float32 multiplication but restores it with pow() on
+    // setWeights; setting it from the iteration count every step makes a resumed run
+    // bit-identical to an uninterrupted one.
+    const self = this as unknown as { iterations: number; accBeta1: tf.Variable; accBeta2: tf.Variable; beta1: number; beta2: number };
+    const t = self.iterations + 1;
+    tf.tidy(() => {
+      self.accBeta1.assign(tf.scalar(self.beta1 ** t));
+      self.accBeta2.assign(tf.scalar(self.beta2 ** t));
+    });
     super.applyGradients(variableGradients);
   }
 }

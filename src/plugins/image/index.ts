@@ -1,0 +1,28 @@
+import type { ModalityPlugin } from '../../core/plugin.js';
+import { imageDataSchema, type ImageDataConfig } from './config.js';
+import { openImageData } from './data/index.js';
+import { createImageNetwork, imageModelConfigSchema, type ImageModelConfig } from './networks/index.js';
+import { writeImageGrid } from './writers.js';
+
+/**
+ * The image modality: Fashion-MNIST/MNIST IDX files, PNG/JPEG folders (sharp)
+ * and CIFAR-10 binaries in; U-Net and ResNet denoisers; PNG grids out.
+ */
+export const imagePlugin: ModalityPlugin<ImageDataConfig, ImageModelConfig> = {
+  id: 'image',
+  description: 'images [H, W, C] in [-1, 1]: IDX, PNG/JPEG folders, CIFAR-10; U-Net and ResNet denoisers',
+  source: { module: import.meta.url, exportName: 'imagePlugin' },
+  dataSchema: imageDataSchema as unknown as ModalityPlugin<ImageDataConfig, ImageModelConfig>['dataSchema'],
+  modelSchema: imageModelConfigSchema,
+  openData: (config, ctx) => openImageData(config, ctx),
+  createNetwork: (config, ctx) => createImageNetwork(config, ctx),
+  async writeSamples(x, path) {
+    const written = await writeImageGrid(x, path);
+    return [written.path];
+  },
+};
+
+export * from './config.js';
+export * from './data/index.js';
+export * from './networks/index.js';
+export * from './writers.js';
