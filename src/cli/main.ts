@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
+import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
+import { generate, loadModel } from '../core/generate.js';
+import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint.js';
+import { trainRun } from '../core/training/engine.js';
+import { createDifflab } from '../container.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -51,7 +57,128 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('train')
+    .description('train a diffusion model from a run config (YAML)')
+    .argument('<config>', 'run config file, e.g. configs/fashion-unet.yaml')
+    .option('--out <dir>', 'run folder (default: runs/<config name>)')
+    .option('--max-steps <n>', 'stop after this many steps in total', positiveInt)
+    .option('--resume', 'continue from the last complete checkpoint in the run folder')
+    .action(async (file: string, opts: { out?: string; maxSteps?: number; resume?: boolean }) => {
+      const difflab = createDifflab();
+      const config = loadRunConfig(file, difflab.plugins);
+      await selectBackend(backendFor(program, config));
+      const plugin = difflab.plugins.get(config.modality);
+      const outDir = resolve(opts.out ?? join('runs', config.name ?? basename(file, extname(file))));
+      const result = await trainRun({
+        config,
+        plugin,
+        outDir,
+        configFile: resolve(file),
+        baseDir: dirname(resolve(file)),
+        ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
+        ...(opts.resume ? { resume: true } : {}),
+        onSample: plugin.writeSamples
+          ? async (step, weights) => {
+              const info = readRunInfo(outDir);
+              const model = loadModel(plugin, config, info, weights);
+              try {
+                const r = generate(model, { n: config.train.sample_count, seed: config.seed });
+                const files = await plugin.writeSamples!(r.x, join(outDir, 'samples', `step-${String(step).padStart(8, '0')}.png`));
+                r.x.dispose();
+                process.stderr.write(`samples: ${files.join(', ')}\n`);
+              } finally {
+                model.dispose();
+              }
+            }
+          : undefined,
+      });
+      process.stdout.write(`run folder: ${result.outDir}\ncheckpoint: ${result.checkpoint ?? '(none)'}\n`);
+    });
+
+  program
+    .command('sample')
+    .description('generate samples from a trained run')
+    .argument('<run-dir>', 'a run folder written by `difflab train`')
+    .option('--sampler <id>', 'sampler id (default: the config\'s sample.sampler)')
+    .option('--steps <n>', 'sampling steps', positiveInt)
+    .option('--n <n>', 'number of samples', positiveInt, 16)
+    .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+    .option('--class <c>', 'class id to generate (class-conditional models)', nonNegativeInt)
+    .option('--guidance <w>', 'classifier-free guidance weight', Number)
+    .option('--no-ema', 'use the raw weights instead of the EMA weights')
+    .option('--out <file>', 'output file (default: <run-dir>/samples/sample-<seed>.png)')
+    .action(
+      async (
+        runDir: string,
+        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string },
+      ) => {
+        const difflab = createDifflab();
+        const ckptDir = latestCheckpointDir(runDir);
+        if (!ckptDir) throw new Error(`${runDir}: no checkpoint found (train it first with difflab train)`);
+        const ckpt = loadCheckpoint(ckptDir);
+        const config = parseRunConfig(ckpt.meta.config, join(ckptDir, 'state.json'), difflab.plugins);
+        await selectBackend(backendFor(program, config));
+        const plugin = difflab.plugins.get(config.modality);
+        if (!plugin.writeSamples) throw new Error(`the '${plugin.id}' plugin cannot write samples`);
+        const weights = opts.ema && ckpt.ema ? ckpt.ema : ckpt.state.weights;
+        const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
+        const model = loadModel(plugin, config, info, weights);
+        try {
+          const sample = {
+            ...(opts.sampler ? { sampler: opts.sampler } : {}),
+            ...(opts.steps ? { steps: opts.steps } : {}),
+            ...(opts.guidance !== undefined ? { guidance: opts.guidance } : {}),
+          } as Parameters<typeof generate>[1]['sample'];
+          const t0 = Date.now();
+          const r = generate(model, {
+            n: opts.n,
+            seed: opts.seed,
+            ...(sample ? { sample } : {}),
+            ...(opts.class !== undefined ? { classId: opts.class } : {}),
+            onStep: (i) => {
+              const line = `sampling: step ${i.i + 1}/${i.total}  sigma ${i.sigma.toPrecision(3)}  ${((Date.now() - t0) / 1000).toFixed(1)}s`;
+              // One updating line on a terminal; a line per quarter in logs.
+              if (process.stderr.isTTY) process.stderr.write(`\r${line}${i.i + 1 === i.total ? '\n' : ''}`);
+              else if ((i.i + 1) % Math.max(1, Math.ceil(i.total / 4)) === 0 || i.i + 1 === i.total) process.stderr.write(`${line}\n`);
+            },
+          });
+          const out = resolve(opts.out ?? join(runDir, 'samples', `sample-${opts.seed}.png`));
+          const files = await plugin.writeSamples(r.x, out);
+          r.x.dispose();
+          process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weights === ckpt.ema ? 'EMA' : 'raw'}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
+        } finally {
+          model.dispose();
+        }
+      },
+    );
+
   return program;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  return n;
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
+  return n;
+}
+
+/** --backend wins over DIFFLAB_BACKEND, which wins over the config's `backend`. */
+function backendFor(program: Command, config: RunConfig): string | undefined {
+  const forced = program.opts<{ backend?: string }>().backend;
+  if (forced) return forced;
+  if (process.env['DIFFLAB_BACKEND']) return undefined;
+  return config.backend === 'auto' ? undefined : config.backend;
+}
+
+function readRunInfo(runDir: string): { exampleShape: number[]; numClasses?: number } {
+  const run = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { exampleShape: number[]; numClasses?: number };
+  return { exampleShape: run.exampleShape, ...(run.numClasses !== undefined && run.numClasses !== null ? { numClasses: run.numClasses } : {}) };
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
