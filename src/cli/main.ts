@@ -4,9 +4,12 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
 import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
-import { generate, loadModel } from '../core/generate.js';
+import { dataLikelihood, generate, loadModel, type LoadedModel } from '../core/generate.js';
+import type { AnyModalityPlugin } from '../core/plugin.js';
+import { Rng } from '../core/random.js';
 import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint.js';
 import { trainRun } from '../core/training/engine.js';
+import { writeFileAtomic } from '../core/io/atomic.js';
 import { createDifflab } from '../container.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -113,17 +116,8 @@ export function buildProgram(): Command {
         runDir: string,
         opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string },
       ) => {
-        const difflab = createDifflab();
-        const ckptDir = latestCheckpointDir(runDir);
-        if (!ckptDir) throw new Error(`${runDir}: no checkpoint found (train it first with difflab train)`);
-        const ckpt = loadCheckpoint(ckptDir);
-        const config = parseRunConfig(ckpt.meta.config, join(ckptDir, 'state.json'), difflab.plugins);
-        await selectBackend(backendFor(program, config));
-        const plugin = difflab.plugins.get(config.modality);
+        const { plugin, model, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         if (!plugin.writeSamples) throw new Error(`the '${plugin.id}' plugin cannot write samples`);
-        const weights = opts.ema && ckpt.ema ? ckpt.ema : ckpt.state.weights;
-        const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
-        const model = loadModel(plugin, config, info, weights);
         try {
           const sample = {
             ...(opts.sampler ? { sampler: opts.sampler } : {}),
@@ -146,14 +140,102 @@ export function buildProgram(): Command {
           const out = resolve(opts.out ?? join(runDir, 'samples', `sample-${opts.seed}.png`));
           const files = await plugin.writeSamples(r.x, out);
           r.x.dispose();
-          process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weights === ckpt.ema ? 'EMA' : 'raw'}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
+          process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weightsKind}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
         } finally {
           model.dispose();
         }
       },
     );
 
+  program
+    .command('likelihood')
+    .description('test-set bits per dimension under the probability-flow ODE')
+    .argument('<run-dir>', 'a run folder written by `difflab train`')
+    .option('--n <n>', 'test examples (the first n)', positiveInt, 16)
+    .option('--batch <n>', 'examples per ODE solve', positiveInt, 8)
+    .option('--steps <n>', 'RK4 steps of the ODE', positiveInt, 32)
+    .option('--probes <n>', 'Hutchinson probes per example', positiveInt, 2)
+    .option('--seed <s>', 'random seed (dequantization noise, probes)', nonNegativeInt, 0)
+    .option('--no-ema', 'use the raw weights instead of the EMA weights')
+    .option('--json <file>', 'also write the results as JSON')
+    .action(async (runDir: string, opts: { n: number; batch: number; steps: number; probes: number; seed: number; ema: boolean; json?: string }) => {
+      const { plugin, model, config } = await openRun(program, runDir, opts.ema);
+      try {
+        const data = await plugin.openData(config.data, {
+          split: 'test',
+          baseDir: process.cwd(),
+          rng: new Rng(opts.seed),
+          log: (m) => process.stderr.write(`${m}\n`),
+        });
+        const n = Math.min(opts.n, data.size);
+        const bpd: number[] = [];
+        const discrete: number[] = [];
+        const se: number[] = [];
+        const t0 = Date.now();
+        for (let start = 0; start < n; start += opts.batch) {
+          const idx = Array.from({ length: Math.min(opts.batch, n - start) }, (_, i) => start + i);
+          const batch = data.batch(idx, new Rng(opts.seed));
+          const r = await dataLikelihood(model, batch.x, {
+            steps: opts.steps,
+            probes: opts.probes,
+            seed: opts.seed + start,
+            ...(data.quantizationStep ? { quantizationStep: data.quantizationStep } : {}),
+          });
+          tfDispose(batch);
+          bpd.push(...r.bitsPerDim);
+          if (r.discreteBitsPerDim) discrete.push(...r.discreteBitsPerDim);
+          se.push(...r.standardError);
+          process.stderr.write(`likelihood: ${start + idx.length}/${n} examples  ${((Date.now() - t0) / 1000).toFixed(0)}s\n`);
+        }
+        const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+        // Standard error of the mean over examples (it includes the probes' variance).
+        const sem = (a: number[]) => Math.sqrt(a.reduce((x, y) => x + (y - mean(a)) ** 2, 0) / Math.max(1, a.length - 1) / a.length);
+        const headline = discrete.length ? discrete : bpd;
+        const result = {
+          run: runDir,
+          examples: n,
+          ode_steps: opts.steps,
+          probes: opts.probes,
+          bits_per_dim: mean(headline),
+          bits_per_dim_sem: sem(headline),
+          kind: discrete.length ? 'discrete (uniform dequantization; an upper bound)' : 'continuous',
+          continuous_bits_per_dim: mean(bpd),
+          per_example: headline,
+        };
+        process.stdout.write(
+          `test bits/dim: ${result.bits_per_dim.toFixed(3)} ± ${result.bits_per_dim_sem.toFixed(3)} (${result.kind}; ${n} examples, ${opts.steps} RK4 steps, ${opts.probes} Hutchinson probes)\n`,
+        );
+        if (opts.json) writeFileAtomic(opts.json, `${JSON.stringify(result, null, 2)}\n`);
+      } finally {
+        model.dispose();
+      }
+    });
+
   return program;
+}
+
+function tfDispose(batch: { x: { dispose(): void }; labels?: { dispose(): void } }): void {
+  batch.x.dispose();
+  batch.labels?.dispose();
+}
+
+/** Loads a run's latest checkpoint and rebuilds its model on the chosen backend. */
+async function openRun(
+  program: Command,
+  runDir: string,
+  ema: boolean,
+): Promise<{ plugin: AnyModalityPlugin; model: LoadedModel; config: RunConfig; ckpt: ReturnType<typeof loadCheckpoint>; weightsKind: 'EMA' | 'raw' }> {
+  const difflab = createDifflab();
+  const ckptDir = latestCheckpointDir(runDir);
+  if (!ckptDir) throw new Error(`${runDir}: no checkpoint found (train it first with difflab train)`);
+  const ckpt = loadCheckpoint(ckptDir);
+  const config = parseRunConfig(ckpt.meta.config, join(ckptDir, 'state.json'), difflab.plugins);
+  await selectBackend(backendFor(program, config));
+  const plugin = difflab.plugins.get(config.modality);
+  const useEma = ema && ckpt.ema !== undefined;
+  const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
+  const model = loadModel(plugin, config, info, useEma ? ckpt.ema! : ckpt.state.weights);
+  return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw' };
 }
 
 function positiveInt(v: string): number {

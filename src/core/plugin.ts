@@ -35,6 +35,12 @@ export interface DataSource {
   readonly size: number;
   /** Number of classes when labelled, else undefined. */
   readonly numClasses?: number;
+  /**
+   * Spacing of the grid the values lie on in diffusion space, when the data
+   * are quantized (8-bit pixels scaled to [-1, 1]: 2/255). Likelihoods then
+   * dequantize with uniform noise and report discrete bits per dimension.
+   */
+  readonly quantizationStep?: number;
   /** Materializes the examples at these indices (augmentation may use rng). */
   batch(indices: readonly number[], rng: Rng): ExampleBatch;
 }

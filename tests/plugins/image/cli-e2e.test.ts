@@ -49,6 +49,14 @@ describe.skipIf(!haveData)('image: train and sample from the CLI (tiny scale)', 
     expect(meta.format).toBe('png');
     expect(meta.width).toBeGreaterThan(28 * 2);
 
+    const json = join(dir, 'bpd.json');
+    const lik = difflab(['likelihood', out, '--n', '2', '--batch', '2', '--steps', '2', '--probes', '2', '--json', json]);
+    expect(lik.code, lik.stderr).toBe(0);
+    expect(lik.stdout).toMatch(/^test bits\/dim: \d+\.\d{3} ± \d+\.\d{3} \(discrete/);
+    const res = JSON.parse(readFileSync(json, 'utf8')) as { bits_per_dim: number; per_example: number[] };
+    expect(res.per_example).toHaveLength(2);
+    expect(Number.isFinite(res.bits_per_dim)).toBe(true);
+
     const bad = difflab(['sample', out, '--class', '12']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe('difflab: --class must be an integer in 0..9, got 12');

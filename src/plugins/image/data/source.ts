@@ -107,6 +107,8 @@ export function createImageDataSource(init: ImageDataSourceInit): ImageDataSourc
     labelIds: labels,
     skippedFiles: init.skippedFiles ?? 0,
     description,
+    // 8-bit pixels v map to v / 127.5 - 1: a grid of spacing 2/255.
+    quantizationStep: 2 / 255,
     batch,
   };
 }
