@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -113,4 +113,16 @@ describe('run configs', () => {
     const ema = write('ema.yaml', 'modality: toy-points\ntrain: {ema: {kind: warmup, power: 0}}\n');
     expect(errorOf(() => loadRunConfig(ema, registry)).message).toContain('train.ema.power: Too small');
   });
+});
+
+describe('shipped configs', () => {
+  const shipped = createDifflab();
+  for (const file of readdirSync('configs').filter((f) => f.endsWith('.yaml'))) {
+    it(`configs/${file} validates and builds its diffusion parts`, () => {
+      const cfg = loadRunConfig(join('configs', file), shipped.plugins);
+      expect(shipped.plugins.has(cfg.modality)).toBe(true);
+      const parts = diffusionFromConfig(cfg.diffusion);
+      expect(parts.schedule.sigmaMax).toBeGreaterThan(parts.schedule.sigmaMin);
+    });
+  }
 });
