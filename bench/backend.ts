@@ -252,6 +252,7 @@ function ensureTorch(): TorchOutcome {
 
 function torchRow(python: string, threads: number, warmup: number, steps: number): Row {
   const engine = `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}`;
+  const load = loadavg()[0] as number;
   const r = spawnSync(
     python,
     [join(here, 'torch', 'backend_net.py'), '--threads', String(threads), '--warmup', String(warmup), '--steps', String(steps)],
@@ -277,7 +278,7 @@ function torchRow(python: string, threads: number, warmup: number, steps: number
     stepMs: j.step_ms,
     medianMs: j.median_ms,
     stepsPerS: j.steps_per_s,
-    extra: { torch: j.torch, threadsUsed: j.threads, mkldnn: j.mkldnn },
+    extra: { torch: j.torch, threadsUsed: j.threads, mkldnn: j.mkldnn, loadavg1AtStart: load },
   };
 }
 
