@@ -6,10 +6,11 @@
  * 32, 28x28, 64->64, 3x3) and a DiffWave-style dilated conv1d ([16, 8000, 64],
  * kernel 3, dilation 8). One timed process, single-threaded wasm.
  *
- * Each row: 1 warm-up call, then the median of timed calls (at least 2, more
- * while under ~1.5 s in total). GFLOP/s counts the useful multiply-adds of the
- * operation (2 per MAC), so wasted work in an approach shows up as a lower
- * rate. Writes bench/results/kernels.json.
+ * The implementations of one operation are timed in interleaved rounds after
+ * a warm-up call each; a row reports the fastest call (the cores are shared,
+ * so the minimum is the least disturbed figure) and the median. GFLOP/s counts
+ * the useful multiply-adds of the operation (2 per MAC), so wasted work in an
+ * approach shows up as a lower rate. Writes bench/results/kernels.json.
  *
  * Flags: --skip-cpu, --skip-slow (drops alternatives that take seconds),
  * --out FILE.
@@ -37,11 +38,13 @@ interface Row {
   readonly shape: string;
   readonly impl: string;
   readonly backend: 'wasm' | 'cpu';
+  /** Fastest timed call: the least disturbed by other processes on the shared cores. */
   readonly ms: number;
+  readonly medianMs: number;
   readonly gflops: number | null;
   readonly runs: number;
-  /** Speed relative to difflab's kernel on the same shape (>1: difflab faster). */
-  speedupOfDifflab?: number;
+  /** Alternative's time / difflab's time on the same shape (>1: difflab faster). */
+  readonly speedupOfDifflab: number | null;
 }
 
 const rows: Row[] = [];
@@ -53,29 +56,82 @@ function randn(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(v, shape);
 }
 
-/** Median wall time of fn (its result is read back, then disposed). */
-function time(fn: () => tf.Tensor, budgetMs = 1500, maxRuns = 7): { ms: number; runs: number } {
-  tf.tidy(() => fn().dataSync()); // warm-up: XNNPACK operator creation, heap growth
-  const times: number[] = [];
-  let total = 0;
-  while (times.length < 2 || (total < budgetMs && times.length < maxRuns)) {
-    const t0 = performance.now();
-    tf.tidy(() => fn().dataSync());
-    const dt = performance.now() - t0;
-    times.push(dt);
-    total += dt;
-  }
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)]!, runs: times.length };
+interface Impl {
+  readonly impl: string;
+  readonly fn: () => tf.Tensor;
+  /** Marks difflab's kernel: the others' speedups are relative to it. */
+  readonly ours?: boolean;
+  /** Extra setup around each call (e.g. switching a strategy), not timed separately. */
+  readonly around?: (call: () => void) => void;
 }
 
-function record(kernel: string, shape: string, impl: string, backend: 'wasm' | 'cpu', flops: number | null, fn: () => tf.Tensor, budgetMs?: number): Row {
-  const { ms, runs } = time(fn, budgetMs, backend === 'cpu' ? 2 : 7);
-  const row: Row = { kernel, shape, impl, backend, ms, gflops: flops === null ? null : flops / ms / 1e6, runs };
-  rows.push(row);
-  const rate = row.gflops === null ? '' : `${row.gflops.toFixed(1)} GFLOP/s`;
-  console.log(`  ${impl.padEnd(58)} ${ms.toFixed(1).padStart(9)} ms  ${rate}`);
-  return row;
+/**
+ * One timed call. wasm and cpu kernels run synchronously inside the call, so
+ * no read-back is needed; reading big outputs back (dataSync) would time the
+ * copy into fresh JS memory instead, which page-faults slowly on this VM
+ * (measured: ~100 ms per 800 KB under load, more than the conv itself).
+ */
+function timeOnce(impl: Impl): number {
+  let dt = 0;
+  const call = () => {
+    const t0 = performance.now();
+    tf.tidy(() => {
+      impl.fn();
+    });
+    dt = performance.now() - t0;
+  };
+  if (impl.around) impl.around(call);
+  else call();
+  return dt;
+}
+
+/**
+ * Times the implementations of one operation in interleaved rounds (A, B, C,
+ * A, B, C, ...) after one warm-up call each, so that a burst of load from
+ * other processes hits all of them alike. At least 2 rounds; more while the
+ * group stays under `budgetMs` (at most `maxRounds`).
+ */
+function group(
+  kernel: string,
+  shape: string,
+  backend: 'wasm' | 'cpu',
+  flops: number | null,
+  impls: Impl[],
+  budgetMs = 6000,
+  maxRounds = 5,
+): void {
+  console.log(`\n${kernel}  ${shape}  (${backend})`);
+  for (const impl of impls) timeOnce(impl); // warm-up: XNNPACK operator creation, heap growth
+  const times: number[][] = impls.map(() => []);
+  let total = 0;
+  for (let round = 0; round < maxRounds && (round < 2 || total < budgetMs); round++) {
+    impls.forEach((impl, i) => {
+      const dt = timeOnce(impl);
+      times[i]!.push(dt);
+      total += dt;
+    });
+  }
+  const best = times.map((t) => Math.min(...t));
+  const ours = impls.findIndex((i) => i.ours);
+  impls.forEach((impl, i) => {
+    const sorted = [...times[i]!].sort((a, b) => a - b);
+    const ms = best[i]!;
+    const row: Row = {
+      kernel,
+      shape,
+      impl: impl.impl,
+      backend,
+      ms,
+      medianMs: sorted[Math.floor(sorted.length / 2)]!,
+      gflops: flops === null ? null : flops / ms / 1e6,
+      runs: sorted.length,
+      speedupOfDifflab: ours < 0 || ours === i ? null : ms / best[ours]!,
+    };
+    rows.push(row);
+    const rate = row.gflops === null ? '' : `${row.gflops.toFixed(1).padStart(6)} GFLOP/s`;
+    const speed = row.speedupOfDifflab === null ? '' : `  difflab ${row.speedupOfDifflab.toFixed(1)}x faster`;
+    console.log(`  ${impl.impl.padEnd(66)} ${ms.toFixed(1).padStart(9)} ms ${rate}${speed}`);
+  });
 }
 
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown>) =>
@@ -146,7 +202,7 @@ function slicesDepthwiseInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D): tf.Tens
 
 async function main(): Promise<void> {
   await useBackend('wasm');
-  console.log(`difflab wasm kernel benchmark (${cpus()[0]?.model ?? 'cpu'}, load ${loadavg()[0]!.toFixed(2)})\n`);
+  console.log(`difflab wasm kernel benchmark (${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)})`);
 
   // ---- ENGINE-FACTS conv layer: batch 32, 28x28, 64 -> 64, 3x3 'same'.
   const B = 32;
@@ -160,41 +216,38 @@ async function main(): Promise<void> {
   const filterAttrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, C, C] };
   const inputAttrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [B, S, S, C] };
 
-  console.log(`reference: Conv2D forward ${shape}`);
-  record('Conv2D (reference)', shape, 'wasm conv2d forward (XNNPACK)', 'wasm', conv, () => tf.conv2d(x, w, 1, 'same'));
-
-  console.log(`\nConv2DBackpropFilter ${shape}`);
-  const f1 = record('Conv2DBackpropFilter', shape, 'difflab: one Conv2D of [C,H,W,B] * [H,W,B,Co]', 'wasm', conv, () => run(tf.Conv2DBackpropFilter, { x, dy }, filterAttrs));
-  const alts: Row[] = [];
-  alts.push(record('Conv2DBackpropFilter', shape, 'im2col (9 slices + concat) + matMul(transposeA)', 'wasm', conv, () => im2colFilterGrad(x, dy, 3, 1, false)));
-  alts.push(record('Conv2DBackpropFilter', shape, 'im2col + transpose + matMul', 'wasm', conv, () => im2colFilterGrad(x, dy, 3, 1, true)));
-  for (const r of alts) r.speedupOfDifflab = r.ms / f1.ms;
-
-  console.log(`\nConv2DBackpropInput stride 1 ${shape}`);
-  const i1 = record('Conv2DBackpropInput', shape, 'difflab: Conv2D of dy with flipped, transposed filter', 'wasm', conv, () => run(tf.Conv2DBackpropInput, { dy, filter: w }, inputAttrs));
-  const o1 = record('Conv2DBackpropInput', shape, 'tfjs-backend-wasm Conv2DBackpropInput (replaced)', 'wasm', conv, () =>
-    originalConv2DBackpropInput({ dy, filter: w }, inputAttrs),
-  );
-  o1.speedupOfDifflab = o1.ms / i1.ms;
+  group('Conv2DBackpropFilter', shape, 'wasm', conv, [
+    { impl: 'difflab: one Conv2D of [C,H,W,B] * [H,W,B,Co]', ours: true, fn: () => run(tf.Conv2DBackpropFilter, { x, dy }, filterAttrs) },
+    { impl: 'im2col (9 slices + concat) + matMul(transposeA)', fn: () => im2colFilterGrad(x, dy, 3, 1, false) },
+    { impl: 'im2col + transpose + matMul', fn: () => im2colFilterGrad(x, dy, 3, 1, true) },
+    { impl: 'reference: Conv2D forward of the same layer', fn: () => tf.conv2d(x, w, 1, 'same') },
+  ]);
+  group('Conv2DBackpropInput', shape, 'wasm', conv, [
+    { impl: 'difflab: Conv2D of dy with flipped, transposed filter', ours: true, fn: () => run(tf.Conv2DBackpropInput, { dy, filter: w }, inputAttrs) },
+    { impl: 'tfjs-backend-wasm Conv2DBackpropInput (replaced)', fn: () => originalConv2DBackpropInput({ dy, filter: w }, inputAttrs) },
+  ]);
 
   // Stride 2: 28x28 -> 14x14 (a UNet downsampling conv).
   const shape2 = '[32,28,28,64] 3x3 64->64 stride 2 same';
   const conv2 = conv / 4;
   const dy2 = randn([B, S / 2, S / 2, C], 4) as tf.Tensor4D;
   const inputAttrs2 = { ...inputAttrs, strides: 2 };
-  console.log(`\nConv2DBackpropInput ${shape2}`);
-  const i2 = record('Conv2DBackpropInput', shape2, 'difflab: stride-phase Conv2D + DepthToSpace', 'wasm', conv2, () => run(tf.Conv2DBackpropInput, { dy: dy2, filter: w }, inputAttrs2));
-  inputGradOptions.stridedStrategy = 'upsample';
-  const u2 = record('Conv2DBackpropInput', shape2, 'Conv2D of zero-upsampled dy (PadV2), flipped filter', 'wasm', conv2, () =>
-    run(tf.Conv2DBackpropInput, { dy: dy2, filter: w }, inputAttrs2),
-  );
-  inputGradOptions.stridedStrategy = 'phase';
-  u2.speedupOfDifflab = u2.ms / i2.ms;
-  const o2 = record('Conv2DBackpropInput', shape2, 'tfjs-backend-wasm Conv2DBackpropInput (replaced)', 'wasm', conv2, () => originalConv2DBackpropInput({ dy: dy2, filter: w }, inputAttrs2));
-  o2.speedupOfDifflab = o2.ms / i2.ms;
-  console.log(`\nConv2DBackpropFilter ${shape2}`);
-  const f2 = record('Conv2DBackpropFilter', shape2, 'difflab: one Conv2D (dilation = stride)', 'wasm', conv2, () => run(tf.Conv2DBackpropFilter, { x, dy: dy2 }, { ...filterAttrs, strides: 2 }));
-  void f2;
+  const upsample = (call: () => void) => {
+    inputGradOptions.stridedStrategy = 'upsample';
+    try {
+      call();
+    } finally {
+      inputGradOptions.stridedStrategy = 'phase';
+    }
+  };
+  group('Conv2DBackpropInput', shape2, 'wasm', conv2, [
+    { impl: 'difflab: stride-phase Conv2D + depth-to-space transpose', ours: true, fn: () => run(tf.Conv2DBackpropInput, { dy: dy2, filter: w }, inputAttrs2) },
+    { impl: 'Conv2D of zero-upsampled dy (PadV2), flipped filter', around: upsample, fn: () => run(tf.Conv2DBackpropInput, { dy: dy2, filter: w }, inputAttrs2) },
+    { impl: 'tfjs-backend-wasm Conv2DBackpropInput (replaced)', fn: () => originalConv2DBackpropInput({ dy: dy2, filter: w }, inputAttrs2) },
+  ]);
+  group('Conv2DBackpropFilter', shape2, 'wasm', conv2, [
+    { impl: 'difflab: one Conv2D (its dilation = the stride)', ours: true, fn: () => run(tf.Conv2DBackpropFilter, { x, dy: dy2 }, { ...filterAttrs, strides: 2 }) },
+  ]);
 
   // ---- DiffWave-style dilated conv1d: [16, 8000, 64], kernel 3, dilation 8, 'same'.
   const L = 8000;
@@ -208,103 +261,106 @@ async function main(): Promise<void> {
   const x14 = tf.reshape(x1, [B1, 1, L, C]) as tf.Tensor4D;
   const dy14 = tf.reshape(dy1, [B1, 1, L, C]) as tf.Tensor4D;
   const w14 = tf.reshape(w1, [1, 3, C, C]) as tf.Tensor4D;
-  console.log(`\ndilated conv1d ${shape1d}`);
-  record('Conv2D (reference)', shape1d, 'wasm conv1d forward (XNNPACK, dilated)', 'wasm', conv1d, () => tf.conv1d(x1, w1, 1, 'same', 'NWC', D));
-  const fd = record('Conv2DBackpropFilter', shape1d, 'difflab: one Conv2D (stride = dilation)', 'wasm', conv1d, () =>
-    run(tf.Conv2DBackpropFilter, { x: x14, dy: dy14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: [1, D], filterShape: [1, 3, C, C] }),
-  );
   const effW = 2 * D + 1;
-  const fdAlt: Row[] = [];
-  fdAlt.push(
-    record('Conv2DBackpropFilter', shape1d, `zero-inserted ${effW}-tap filter, undilated kernel, every ${D}th tap`, 'wasm', conv1d, () => {
-      const g = run(tf.Conv2DBackpropFilter, { x: x14, dy: dy14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, effW, C, C] });
-      return tf.stridedSlice(g, [0, 0, 0, 0], [1, effW, C, C], [1, D, 1, 1]);
-    }),
-  );
-  fdAlt.push(record('Conv2DBackpropFilter', shape1d, 'im2col (3 slices + concat) + transpose + matMul', 'wasm', conv1d, () => im2col1dFilterGrad(x1, dy1, 3, D)));
-  for (const r of fdAlt) r.speedupOfDifflab = r.ms / fd.ms;
-  const id = record('Conv2DBackpropInput', shape1d, 'difflab: Conv2D of dy, flipped filter, dilated', 'wasm', conv1d, () =>
-    run(tf.Conv2DBackpropInput, { dy: dy14, filter: w14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: [1, D], inputShape: [B1, 1, L, C] }),
-  );
+  group('Conv2DBackpropFilter', shape1d, 'wasm', conv1d, [
+    {
+      impl: 'difflab: one Conv2D (its stride = the dilation)',
+      ours: true,
+      fn: () =>
+        run(tf.Conv2DBackpropFilter, { x: x14, dy: dy14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: [1, D], filterShape: [1, 3, C, C] }),
+    },
+    {
+      impl: `zero-inserted ${effW}-tap filter, undilated kernel, every ${D}th tap`,
+      fn: () => {
+        const g = run(tf.Conv2DBackpropFilter, { x: x14, dy: dy14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, effW, C, C] });
+        return tf.stridedSlice(g, [0, 0, 0, 0], [1, effW, C, C], [1, D, 1, 1]);
+      },
+    },
+    { impl: 'im2col (3 slices + concat) + transpose + matMul', fn: () => im2col1dFilterGrad(x1, dy1, 3, D) },
+    { impl: 'reference: conv1d forward (XNNPACK, dilated)', fn: () => tf.conv1d(x1, w1, 1, 'same', 'NWC', D) },
+  ]);
+  const inputImpls: Impl[] = [
+    {
+      impl: 'difflab: Conv2D of dy, flipped filter, dilated',
+      ours: true,
+      fn: () =>
+        run(tf.Conv2DBackpropInput, { dy: dy14, filter: w14 }, { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: [1, D], inputShape: [B1, 1, L, C] }),
+    },
+  ];
   if (!SKIP_SLOW) {
-    const alt = record('Conv2DBackpropInput', shape1d, `tfjs-backend-wasm kernel on the zero-inserted ${effW}-tap filter`, 'wasm', conv1d, () =>
-      originalConv2DBackpropInput(
-        { dy: dy14, filter: zeroInsertFilter(w14, 1, D) },
-        { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [B1, 1, L, C] },
-      ),
-      0,
-    );
-    alt.speedupOfDifflab = alt.ms / id.ms;
+    inputImpls.push({
+      impl: `tfjs-backend-wasm kernel on the zero-inserted ${effW}-tap filter`,
+      fn: () =>
+        originalConv2DBackpropInput(
+          { dy: dy14, filter: zeroInsertFilter(w14, 1, D) },
+          { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [B1, 1, L, C] },
+        ),
+    });
   }
+  group('Conv2DBackpropInput', shape1d, 'wasm', conv1d, inputImpls, 0, 2);
 
   // ---- Depthwise 3x3 on the conv layer's activations.
   const dshape = '[32,28,28,64] depthwise 3x3 same';
   const dconv = 2 * B * S * S * C * 9;
   const dwf = randn([3, 3, C, 1], 8) as tf.Tensor4D;
-  console.log(`\ndepthwise ${dshape}`);
-  record('DepthwiseConv2dNative (reference)', dshape, 'wasm depthwiseConv2d forward', 'wasm', dconv, () => tf.depthwiseConv2d(x, dwf, 1, 'same'));
   const dfa = { strides: 1, pad: 'same', dilations: [1, 1], filterShape: [3, 3, C, 1] };
-  const dff = record('DepthwiseConv2dNativeBackpropFilter', dshape, 'difflab: one depthwise conv (batch folded into channels) + Sum', 'wasm', dconv, () =>
-    run(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy }, dfa),
-  );
-  const dffAlt = record('DepthwiseConv2dNativeBackpropFilter', dshape, '9 tap slices * dy, summed', 'wasm', dconv, () => slicesDepthwiseFilterGrad(x, dy, 3));
-  dffAlt.speedupOfDifflab = dffAlt.ms / dff.ms;
   const dia = { strides: 1, pad: 'same', dilations: [1, 1], inputShape: [B, S, S, C] };
-  const dfi = record('DepthwiseConv2dNativeBackpropInput', dshape, 'difflab: depthwise conv of dy with flipped filter', 'wasm', dconv, () =>
-    run(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: dwf }, dia),
-  );
-  const dfiAlt = record('DepthwiseConv2dNativeBackpropInput', dshape, '9 tap slices of padded dy * flipped taps, added', 'wasm', dconv, () => slicesDepthwiseInputGrad(dy, dwf));
-  dfiAlt.speedupOfDifflab = dfiAlt.ms / dfi.ms;
+  group('DepthwiseConv2dNativeBackpropFilter', dshape, 'wasm', dconv, [
+    { impl: 'difflab: one depthwise conv (batch folded into channels) + Sum', ours: true, fn: () => run(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy }, dfa) },
+    { impl: '9 tap slices * dy, summed', fn: () => slicesDepthwiseFilterGrad(x, dy, 3) },
+    { impl: 'reference: depthwiseConv2d forward', fn: () => tf.depthwiseConv2d(x, dwf, 1, 'same') },
+  ]);
+  group('DepthwiseConv2dNativeBackpropInput', dshape, 'wasm', dconv, [
+    { impl: 'difflab: depthwise conv of dy with flipped filter', ours: true, fn: () => run(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: dwf }, dia) },
+    { impl: '9 tap slices of padded dy * flipped taps, added', fn: () => slicesDepthwiseInputGrad(dy, dwf) },
+  ]);
 
-  // ---- UnsortedSegmentSum as tf.gather's gradient: 4096 lookups of 256-wide rows in a 1000-row table.
+  // ---- UnsortedSegmentSum as tf.gather's gradient: 4096 lookups of 256-wide rows, 1000-row table.
   const N = 4096;
   const E = 256;
   const V = 1000;
-  const sshape = `x [${N},${E}], ${V} segments`;
   const ids = tf.tensor1d(Int32Array.from({ length: N }, (_, i) => (i * 7919) % V), 'int32');
   const vals = randn([N, E], 9);
-  console.log(`\nUnsortedSegmentSum ${sshape}`);
-  const us = record('UnsortedSegmentSum', sshape, 'difflab: one ScatterNd (+ id range check)', 'wasm', null, () => tf.unsortedSegmentSum(vals, ids, V));
-  const oneHotT = record('UnsortedSegmentSum', sshape, 'one-hot [N,V] + matMul(transposeA)', 'wasm', 2 * N * V * E, () =>
-    tf.matMul(tf.oneHot(ids, V), vals, true, false),
-  );
-  oneHotT.speedupOfDifflab = oneHotT.ms / us.ms;
-  const oneHot = record('UnsortedSegmentSum', sshape, 'one-hot built as [V,N] (transpose) + matMul', 'wasm', 2 * N * V * E, () =>
-    tf.matMul(tf.transpose(tf.oneHot(ids, V)), vals),
-  );
-  oneHot.speedupOfDifflab = oneHot.ms / us.ms;
-  const gshape = `gather grad: table [${V},${E}], ${N} ids`;
   const table = randn([V, E], 10);
-  record('GatherV2 gradient', gshape, 'tf.grad of gather (transposes + UnsortedSegmentSum)', 'wasm', null, () =>
-    tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, ids)))(table),
-  );
+  group('UnsortedSegmentSum', `x [${N},${E}], ${V} segments`, 'wasm', null, [
+    { impl: 'difflab: one ScatterNd (+ id range check)', ours: true, fn: () => tf.unsortedSegmentSum(vals, ids, V) },
+    { impl: 'one-hot [N,V] + matMul(transposeA)', fn: () => tf.matMul(tf.oneHot(ids, V), vals, true, false) },
+    { impl: 'one-hot transposed to [V,N] + matMul', fn: () => tf.matMul(tf.transpose(tf.oneHot(ids, V)), vals) },
+    { impl: 'whole tf.grad of gather (transposes + UnsortedSegmentSum)', fn: () => tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, ids)))(table) },
+  ]);
 
-  // ---- cpu backend, on smaller shapes (it runs about 1 GFLOP/s).
+  // ---- cpu backend on smaller shapes (it runs about 1 GFLOP/s); the same shapes on wasm for comparison.
   if (!SKIP_CPU) {
-    await useBackend('cpu');
     const b = 4;
-    const cshape = '[4,28,28,64] 3x3 64->64 same';
+    const cshape = `[${b},28,28,64] 3x3 64->64 same`;
+    const dcshape = `[${b},28,28,64] depthwise 3x3 same`;
     const cconv = (conv / B) * b;
-    const cx = randn([b, S, S, C], 11) as tf.Tensor4D;
-    const cdy = randn([b, S, S, C], 12) as tf.Tensor4D;
-    const cw = randn([3, 3, C, C], 13) as tf.Tensor4D;
-    console.log(`\ncpu backend (batch ${b}) ${cshape}`);
-    record('Conv2DBackpropFilter', cshape, 'cpu backend', 'cpu', cconv, () => run(tf.Conv2DBackpropFilter, { x: cx, dy: cdy }, filterAttrs), 0);
-    record('Conv2DBackpropInput', cshape, 'cpu backend', 'cpu', cconv, () => run(tf.Conv2DBackpropInput, { dy: cdy, filter: cw }, { ...inputAttrs, inputShape: [b, S, S, C] }), 0);
-    const cdw = randn([3, 3, C, 1], 14) as tf.Tensor4D;
     const cdconv = (dconv / B) * b;
-    record('DepthwiseConv2dNativeBackpropFilter', `[4,28,28,64] depthwise 3x3 same`, 'cpu backend', 'cpu', cdconv, () =>
-      run(tf.DepthwiseConv2dNativeBackpropFilter, { x: cx, dy: cdy }, dfa), 0);
-    record('DepthwiseConv2dNativeBackpropInput', `[4,28,28,64] depthwise 3x3 same`, 'cpu backend', 'cpu', cdconv, () =>
-      run(tf.DepthwiseConv2dNativeBackpropInput, { dy: cdy, filter: cdw }, { ...dia, inputShape: [b, S, S, C] }), 0);
-    const small = () => ({ ids: tf.tensor1d(Int32Array.from({ length: 512 }, (_, i) => (i * 7919) % 100), 'int32'), x: randn([512, 256], 15) });
-    const onCpu = small();
-    record('UnsortedSegmentSum', 'x [512,256], 100 segments', 'cpu backend (one mask pass per segment)', 'cpu', null, () =>
-      tf.unsortedSegmentSum(onCpu.x, onCpu.ids, 100), 0);
-    await useBackend('wasm');
-    const onWasm = small();
-    record('UnsortedSegmentSum', 'x [512,256], 100 segments', 'difflab wasm (same shape as the cpu row)', 'wasm', null, () =>
-      tf.unsortedSegmentSum(onWasm.x, onWasm.ids, 100));
+    const smallIds = Int32Array.from({ length: 512 }, (_, i) => (i * 7919) % 100);
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await useBackend(backend);
+      const cx = randn([b, S, S, C], 11) as tf.Tensor4D;
+      const cdy = randn([b, S, S, C], 12) as tf.Tensor4D;
+      const cw = randn([3, 3, C, C], 13) as tf.Tensor4D;
+      const cdw = randn([3, 3, C, 1], 14) as tf.Tensor4D;
+      const sx = randn([512, 256], 15);
+      const sids = tf.tensor1d(smallIds, 'int32');
+      const who = backend === 'cpu' ? 'cpu backend' : 'difflab wasm (same shape as the cpu row)';
+      const budget = backend === 'cpu' ? 0 : 2000;
+      group('Conv2DBackpropFilter', cshape, backend, cconv, [{ impl: who, fn: () => run(tf.Conv2DBackpropFilter, { x: cx, dy: cdy }, filterAttrs) }], budget, 2);
+      group('Conv2DBackpropInput', cshape, backend, cconv, [
+        { impl: who, fn: () => run(tf.Conv2DBackpropInput, { dy: cdy, filter: cw }, { ...inputAttrs, inputShape: [b, S, S, C] }) },
+      ], budget, 2);
+      group('DepthwiseConv2dNativeBackpropFilter', dcshape, backend, cdconv, [
+        { impl: who, fn: () => run(tf.DepthwiseConv2dNativeBackpropFilter, { x: cx, dy: cdy }, dfa) },
+      ], budget, 2);
+      group('DepthwiseConv2dNativeBackpropInput', dcshape, backend, cdconv, [
+        { impl: who, fn: () => run(tf.DepthwiseConv2dNativeBackpropInput, { dy: cdy, filter: cdw }, { ...dia, inputShape: [b, S, S, C] }) },
+      ], budget, 2);
+      group('UnsortedSegmentSum', 'x [512,256], 100 segments', backend, null, [
+        { impl: backend === 'cpu' ? 'cpu backend (one mask pass per segment)' : who, fn: () => tf.unsortedSegmentSum(sx, sids, 100) },
+      ], budget, 2);
+    }
   }
 
   printTable();
@@ -316,7 +372,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadavg: loadavg() },
         tfjs: tf.version_core,
-        note: 'single-threaded wasm; median ms; gflops = useful 2*MACs / time; speedupOfDifflab = alternative ms / difflab ms',
+        note: 'single-threaded wasm; ms = fastest of interleaved timed calls (medianMs also given); gflops = useful 2*MACs / ms; speedupOfDifflab = alternative ms / difflab ms',
         rows,
       },
       null,
@@ -331,7 +387,7 @@ function printTable(): void {
   console.log('| --- | --- | --- | --- | ---: | ---: | ---: |');
   for (const r of rows) {
     const g = r.gflops === null ? '–' : r.gflops.toFixed(1);
-    const s = r.speedupOfDifflab === undefined ? '' : `${r.speedupOfDifflab.toFixed(1)}x`;
+    const s = r.speedupOfDifflab === null ? '' : `${r.speedupOfDifflab.toFixed(1)}x`;
     console.log(`| ${r.kernel} | ${r.shape} | ${r.impl} | ${r.backend} | ${r.ms.toFixed(1)} | ${g} | ${s} |`);
   }
 }

@@ -71,7 +71,7 @@ let originalBackpropInput: tf.KernelFunc | undefined;
 
 /**
  * How strided (equal strides, no dilation) input gradients are computed:
- * 'phase' = one conv with the stride-phase filter + DepthToSpace, 'upsample' =
+ * 'phase' = one conv with the stride-phase filter + a transpose, 'upsample' =
  * conv of the zero-upsampled dy. Exposed so `npm run bench:kernels` can
  * compare them; the default is the faster one there.
  */
@@ -92,14 +92,14 @@ export function getOriginalConv2DBackpropInput(): tf.KernelFunc | undefined {
  * i = q*s + r only receives taps k = a_r + j*s from dy rows o = q + c_r - j,
  * where a_r = (r + pad) mod s and c_r = floor((r + pad) / s). All s phases
  * become output channels of ONE stride-1 conv over dy with T taps (padding
- * `before`/`after` on dy), and DepthToSpace interleaves them back: about s^2 times
- * less work than convolving the zero-upsampled dy.
+ * `before`/`after` on dy), and a transpose interleaves them back: about s^2
+ * times less work than convolving the zero-upsampled dy.
  */
 export interface PhaseAxis {
   readonly taps: number;
   readonly before: number;
   readonly after: number;
-  /** Rows per phase; DepthToSpace yields rows * s >= inSize (surplus cut). */
+  /** Rows per phase; interleaving yields rows * s >= inSize (surplus cut). */
   readonly rows: number;
   /** Filter tap feeding phase r at combined tap t, or -1 for none. */
   tap(r: number, t: number): number;
@@ -137,7 +137,7 @@ export function phaseAxis(inSize: number, outSize: number, taps: number, stride:
 
 /**
  * dx for stride s > 1 (same in both axes, dilation 1) as one Conv2D with the
- * phase-combined filter [TH, TW, Co, s*s*Ci] followed by DepthToSpace.
+ * phase-combined filter [TH, TW, Co, s*s*Ci] and a depth-to-space transpose.
  */
 function stridePhaseInputGrad(
   backend: WasmBackend,
@@ -169,7 +169,7 @@ function stridePhaseInputGrad(
   const indices = backend.makeOutput([index.length], 'int32', undefined, index);
   const gathered = callKernel(tf.GatherV2, backend, { x: withZero, indices }, { axis: 0, batchDims: 0 });
   release(backend, withZero, indices);
-  // [TH, TW, s, s, Ci, Co] -> [TH, TW, Co, s, s, Ci]: output channel (rh, rw, ci) as DepthToSpace reads it.
+  // [TH, TW, s, s, Ci, Co] -> [TH, TW, Co, s, s, Ci]: output channel (rh, rw, ci).
   const combined = transpose(backend, view(gathered, [h.taps, w.taps, s, s, ci, co]), [0, 1, 5, 2, 3, 4]);
   release(backend, gathered);
 
@@ -186,8 +186,12 @@ function stridePhaseInputGrad(
     release(backend, combined);
     if (cropped.owned) release(backend, cropped.src);
   }
-  const dx = callKernel(tf.DepthToSpace, backend, { x: phases }, { blockSize: s, dataFormat: 'NHWC' });
+  // Interleave the phases: [B*Qh, Qw, rh, (rw, Ci)] -> [B*Qh, rh, Qw, (rw, Ci)] is
+  // [B, Qh*s, Qw*s, Ci]. A Transpose with rows of s*Ci floats is ~100x faster
+  // than wasm's DepthToSpace kernel here (measured: 0.3 vs 40 ms for 1.6 M floats).
+  const dx4 = transpose(backend, view(phases, [b * h.rows, w.rows, s, s * ci]), [0, 2, 1, 3]);
   release(backend, phases);
+  const dx = view(dx4, [b, h.rows * s, w.rows * s, ci]);
   if (h.rows * s === hin && w.rows * s === win) return dx;
   const cut = crop(backend, dx, [0, 0, 0, 0], [b, hin, win, ci]);
   release(backend, dx);
