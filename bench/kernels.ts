@@ -61,6 +61,8 @@ interface Impl {
   readonly fn: () => tf.Tensor;
   /** Marks difflab's kernel: the others' speedups are relative to it. */
   readonly ours?: boolean;
+  /** A related operation shown for scale (e.g. the forward conv), not an alternative. */
+  readonly reference?: boolean;
   /** Extra setup around each call (e.g. switching a strategy), not timed separately. */
   readonly around?: (call: () => void) => void;
 }
@@ -125,7 +127,7 @@ function group(
       medianMs: sorted[Math.floor(sorted.length / 2)]!,
       gflops: flops === null ? null : flops / ms / 1e6,
       runs: sorted.length,
-      speedupOfDifflab: ours < 0 || ours === i ? null : ms / best[ours]!,
+      speedupOfDifflab: ours < 0 || ours === i || impl.reference ? null : ms / best[ours]!,
     };
     rows.push(row);
     const rate = row.gflops === null ? '' : `${row.gflops.toFixed(1).padStart(6)} GFLOP/s`;
@@ -220,7 +222,7 @@ async function main(): Promise<void> {
     { impl: 'difflab: one Conv2D of [C,H,W,B] * [H,W,B,Co]', ours: true, fn: () => run(tf.Conv2DBackpropFilter, { x, dy }, filterAttrs) },
     { impl: 'im2col (9 slices + concat) + matMul(transposeA)', fn: () => im2colFilterGrad(x, dy, 3, 1, false) },
     { impl: 'im2col + transpose + matMul', fn: () => im2colFilterGrad(x, dy, 3, 1, true) },
-    { impl: 'reference: Conv2D forward of the same layer', fn: () => tf.conv2d(x, w, 1, 'same') },
+    { impl: 'reference: Conv2D forward of the same layer', reference: true, fn: () => tf.conv2d(x, w, 1, 'same') },
   ]);
   group('Conv2DBackpropInput', shape, 'wasm', conv, [
     { impl: 'difflab: Conv2D of dy with flipped, transposed filter', ours: true, fn: () => run(tf.Conv2DBackpropInput, { dy, filter: w }, inputAttrs) },
@@ -277,7 +279,7 @@ async function main(): Promise<void> {
       },
     },
     { impl: 'im2col (3 slices + concat) + transpose + matMul', fn: () => im2col1dFilterGrad(x1, dy1, 3, D) },
-    { impl: 'reference: conv1d forward (XNNPACK, dilated)', fn: () => tf.conv1d(x1, w1, 1, 'same', 'NWC', D) },
+    { impl: 'reference: conv1d forward (XNNPACK, dilated)', reference: true, fn: () => tf.conv1d(x1, w1, 1, 'same', 'NWC', D) },
   ]);
   const inputImpls: Impl[] = [
     {
@@ -308,7 +310,7 @@ async function main(): Promise<void> {
   group('DepthwiseConv2dNativeBackpropFilter', dshape, 'wasm', dconv, [
     { impl: 'difflab: one depthwise conv (batch folded into channels) + Sum', ours: true, fn: () => run(tf.DepthwiseConv2dNativeBackpropFilter, { x, dy }, dfa) },
     { impl: '9 tap slices * dy, summed', fn: () => slicesDepthwiseFilterGrad(x, dy, 3) },
-    { impl: 'reference: depthwiseConv2d forward', fn: () => tf.depthwiseConv2d(x, dwf, 1, 'same') },
+    { impl: 'reference: depthwiseConv2d forward', reference: true, fn: () => tf.depthwiseConv2d(x, dwf, 1, 'same') },
   ]);
   group('DepthwiseConv2dNativeBackpropInput', dshape, 'wasm', dconv, [
     { impl: 'difflab: depthwise conv of dy with flipped filter', ours: true, fn: () => run(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: dwf }, dia) },
@@ -326,7 +328,7 @@ async function main(): Promise<void> {
     { impl: 'difflab: one ScatterNd (+ id range check)', ours: true, fn: () => tf.unsortedSegmentSum(vals, ids, V) },
     { impl: 'one-hot [N,V] + matMul(transposeA)', fn: () => tf.matMul(tf.oneHot(ids, V), vals, true, false) },
     { impl: 'one-hot transposed to [V,N] + matMul', fn: () => tf.matMul(tf.transpose(tf.oneHot(ids, V)), vals) },
-    { impl: 'whole tf.grad of gather (transposes + UnsortedSegmentSum)', fn: () => tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, ids)))(table) },
+    { impl: 'reference: whole tf.grad of gather (incl. forward GatherV2)', reference: true, fn: () => tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, ids)))(table) },
   ]);
 
   // ---- cpu backend on smaller shapes (it runs about 1 GFLOP/s); the same shapes on wasm for comparison.

@@ -39,6 +39,11 @@ function activeBackendHandlesDilation(): boolean {
  * Returns the names of the kernels difflab provides on wasm.
  */
 export function registerWasmTrainingKernels(): string[] {
+  // Registering before tfjs-backend-wasm would let its later import overwrite
+  // our Conv2DBackpropInput (with a warning) and leave nothing to build on.
+  if (!tf.getKernel(tf.Conv2D, 'wasm')) {
+    throw new Error('registerWasmTrainingKernels: import @tensorflow/tfjs-backend-wasm first (its kernels are the building blocks)');
+  }
   const names: string[] = [];
   for (const config of KERNELS) {
     const existing = tf.getKernel(config.kernelName, config.backendName);
