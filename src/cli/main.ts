@@ -6,6 +6,7 @@ import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from 
 import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
 import { dataLikelihood, generate, loadModel, type LoadedModel } from '../core/generate.js';
 import type { AnyModalityPlugin } from '../core/plugin.js';
+import { evaluateSamples, formatEvaluation } from '../core/metrics/index.js';
 import { Rng } from '../core/random.js';
 import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint.js';
 import { trainRun } from '../core/training/engine.js';
@@ -141,6 +142,77 @@ export function buildProgram(): Command {
           const files = await plugin.writeSamples(r.x, out);
           r.x.dispose();
           process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weightsKind}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
+        } finally {
+          model.dispose();
+        }
+      },
+    );
+
+  program
+    .command('eval')
+    .description('sample a trained run and score it: FD, KID, IS (and mIS, AM) beside the real-vs-real floors')
+    .argument('<run-dir>', 'a run folder written by `difflab train`')
+    .option('--n <n>', 'number of samples', positiveInt, 1000)
+    .option('--batch <n>', 'samples generated per sampler call', positiveInt, 100)
+    .option('--sampler <id>', 'sampler id (default: the config\'s sample.sampler)')
+    .option('--steps <n>', 'sampling steps', positiveInt)
+    .option('--seed <s>', 'random seed', nonNegativeInt, 0)
+    .option('--class <c>', 'score samples of this class only', nonNegativeInt)
+    .option('--guidance <w>', 'classifier-free guidance weight', Number)
+    .option('--features <model>', 'a tfjs model.json to use as the feature network (e.g. Inception-v3 for standard FID)')
+    .option('--no-ema', 'use the raw weights instead of the EMA weights')
+    .option('--json <file>', 'also write the report as JSON')
+    .action(
+      async (
+        runDir: string,
+        opts: { n: number; batch: number; sampler?: string; steps?: number; seed: number; class?: number; guidance?: number; features?: string; ema: boolean; json?: string },
+      ) => {
+        const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
+        try {
+          if (!plugin.featureExtractor) throw new Error(`the '${plugin.id}' plugin has no feature network for metrics`);
+          const extractor = await plugin.featureExtractor(
+            { exampleShape: model.exampleShape, ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}) },
+            opts.features,
+          );
+          const open = (split: 'train' | 'test') =>
+            plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log: (m) => process.stderr.write(`${m}\n`) });
+          const [train, test] = [await open('train'), await open('test')];
+          const sample = {
+            ...(opts.sampler ? { sampler: opts.sampler } : {}),
+            ...(opts.steps ? { steps: opts.steps } : {}),
+            ...(opts.guidance !== undefined ? { guidance: opts.guidance } : {}),
+          } as Parameters<typeof generate>[1]['sample'];
+          const t0 = Date.now();
+          let nfe = 0;
+          let samplerId = '';
+          const samples = {
+            size: opts.n,
+            read: (start: number, count: number) => {
+              const r = generate(model, {
+                n: count,
+                seed: opts.seed * 1_000_003 + start,
+                ...(sample ? { sample } : {}),
+                ...(opts.class !== undefined ? { classId: opts.class } : {}),
+              });
+              nfe = r.nfe;
+              samplerId = r.sampler;
+              const done = start + count;
+              const rate = done / ((Date.now() - t0) / 1000);
+              process.stderr.write(`eval: ${done}/${opts.n} samples  ${rate.toFixed(2)} samples/s  ETA ${Math.round((opts.n - done) / rate)}s\n`);
+              return r.x;
+            },
+          };
+          const report = await evaluateSamples(extractor, samples, { real: { source: train }, heldOut: { source: test } }, { batchSize: opts.batch, seed: opts.seed });
+          process.stdout.write(
+            `${opts.n} samples from ${runDir} (step ${ckpt.meta.step}, ${weightsKind} weights, ${samplerId}, ${nfe} NFE${opts.class !== undefined ? `, class ${opts.class}` : ''})\n`,
+          );
+          for (const line of formatEvaluation(report)) process.stdout.write(`${line}\n`);
+          if (opts.json) {
+            writeFileAtomic(
+              opts.json,
+              `${JSON.stringify({ run: runDir, step: ckpt.meta.step, weights: weightsKind, sampler: samplerId, nfe, ...(opts.class !== undefined ? { class: opts.class } : {}), ...report }, null, 2)}\n`,
+            );
+          }
         } finally {
           model.dispose();
         }

@@ -18,6 +18,7 @@ export * from './samplers/index.js';
 export * from './guidance.js';
 export * from './parallel/index.js';
 export * as nn from './nn/index.js';
+export * from './metrics/index.js';
 export * from './training/checkpoint.js';
 export * from './training/diffusion-model.js';
 export * from './training/engine.js';

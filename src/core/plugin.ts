@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { z } from 'zod';
+import type { FeatureExtractor } from './metrics/types.js';
 import type { Rng } from './random.js';
 import type { Conditioning } from './types.js';
 
@@ -100,6 +101,12 @@ export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   readonly lossAdapter?: LossAdapter;
   /** Writes generated examples (diffusion space) to a file the plugin chooses the format of. */
   writeSamples?(x: tf.Tensor, path: string): Promise<string[]>;
+  /**
+   * The network whose features and class probabilities score samples
+   * (FD, KID, IS) for data of this shape; `model` names a user-supplied one
+   * (e.g. an Inception-v3 in tfjs format) instead of the built-in default.
+   */
+  featureExtractor?(info: { exampleShape: readonly number[]; numClasses?: number }, model?: string): Promise<FeatureExtractor>;
 }
 
 /** Any plugin, whatever its config types (for collections). */

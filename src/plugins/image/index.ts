@@ -2,6 +2,7 @@ import type { ModalityPlugin } from '../../core/plugin.js';
 import { imageDataSchema, type ImageDataConfig } from './config.js';
 import { openImageData } from './data/index.js';
 import { createImageNetwork, imageModelConfigSchema, type ImageModelConfig } from './networks/index.js';
+import { loadExternalExtractor, loadFashionClassifier } from './classifier/index.js';
 import { writeImageGrid } from './writers.js';
 
 /**
@@ -20,9 +21,18 @@ export const imagePlugin: ModalityPlugin<ImageDataConfig, ImageModelConfig> = {
     const written = await writeImageGrid(x, path);
     return [written.path];
   },
+  async featureExtractor(info, model) {
+    if (model) return loadExternalExtractor({ model });
+    const [h, w, c] = info.exampleShape;
+    if (h === 28 && w === 28 && c === 1) return (await loadFashionClassifier()).extractor;
+    throw new Error(
+      `no built-in feature network for [${info.exampleShape.join(', ')}] images (the committed classifier is for 28x28x1 Fashion-MNIST); pass --features <model.json> (a tfjs graph or layers model, e.g. Inception-v3)`,
+    );
+  },
 };
 
 export * from './config.js';
 export * from './data/index.js';
 export * from './networks/index.js';
 export * from './writers.js';
+export * from './classifier/index.js';

@@ -57,6 +57,16 @@ describe.skipIf(!haveData)('image: train and sample from the CLI (tiny scale)', 
     expect(res.per_example).toHaveLength(2);
     expect(Number.isFinite(res.bits_per_dim)).toBe(true);
 
+    const evalJson = join(dir, 'eval.json');
+    const ev = difflab(['eval', out, '--n', '8', '--batch', '4', '--steps', '2', '--json', evalJson]);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(ev.stdout).toMatch(/^FD +\S+ +\(floor \S+\)$/m);
+    expect(ev.stdout).toMatch(/^KID +\S+ ± \S+ +\(floor /m);
+    expect(ev.stdout).toMatch(/^IS +\S+ ± \S+ +\(real data /m);
+    const report = JSON.parse(readFileSync(evalJson, 'utf8')) as { fd: { value: number; floor: number }; counts: { samples: number } };
+    expect(report.counts.samples).toBe(8);
+    expect(Number.isFinite(report.fd.floor)).toBe(true);
+
     const bad = difflab(['sample', out, '--class', '12']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe('difflab: --class must be an integer in 0..9, got 12');
