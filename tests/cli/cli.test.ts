@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string; bin: Record<string, string> };
@@ -61,5 +61,13 @@ describe('difflab CLI', () => {
 
   it('declares the difflab bin', () => {
     expect(pkg.bin['difflab']).toBe('./dist/cli/main.js');
+  });
+
+  // `npm ci` builds dist/ (the prepare script); the installed command must run from it.
+  it.skipIf(!existsSync('dist/cli/main.js'))('the built bin runs, with the run-time assets beside the compiled modules', () => {
+    const r = spawnSync(process.execPath, ['dist/cli/main.js', '--version'], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe(pkg.version);
+    expect(existsSync('dist/plugins/image/classifier/fashion-classifier.safetensors')).toBe(true);
+    expect(existsSync('dist/plugins/image/classifier/fashion-classifier.json')).toBe(true);
   });
 });
