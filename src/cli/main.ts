@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { dispose as disposeTensors, keep, type Tensor as tfTensor } from '@tensorflow/tfjs';
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
 import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
 import { dataLikelihood, generate, loadModel, type LoadedModel } from '../core/generate.js';
@@ -112,12 +113,14 @@ export function buildProgram(): Command {
     .option('--guidance <w>', 'classifier-free guidance weight', Number)
     .option('--no-ema', 'use the raw weights instead of the EMA weights')
     .option('--out <file>', 'output file (default: <run-dir>/samples/sample-<seed>.png)')
+    .option('--trajectory <file>', 'also write the denoising trajectory of the first sample (8 noise levels)')
     .action(
       async (
         runDir: string,
-        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string },
+        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string },
       ) => {
         const { plugin, model, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
+        const frames: { sigma: number; x: tfTensor; denoised: tfTensor }[] = [];
         if (!plugin.writeSamples) throw new Error(`the '${plugin.id}' plugin cannot write samples`);
         try {
           const sample = {
@@ -132,6 +135,10 @@ export function buildProgram(): Command {
             ...(sample ? { sample } : {}),
             ...(opts.class !== undefined ? { classId: opts.class } : {}),
             onStep: (i) => {
+              // Keep sample 0 at ~8 evenly spaced steps (the sampler's tidy would free them otherwise).
+              if (opts.trajectory && (i.i % Math.max(1, Math.round(i.total / 8)) === 0 || i.i + 1 === i.total)) {
+                frames.push({ sigma: i.sigma, x: keep(sliceFirst(i.x)), denoised: keep(sliceFirst(i.denoised)) });
+              }
               const line = `sampling: step ${i.i + 1}/${i.total}  sigma ${i.sigma.toPrecision(3)}  ${((Date.now() - t0) / 1000).toFixed(1)}s`;
               // One updating line on a terminal; a line per quarter in logs.
               if (process.stderr.isTTY) process.stderr.write(`\r${line}${i.i + 1 === i.total ? '\n' : ''}`);
@@ -141,6 +148,11 @@ export function buildProgram(): Command {
           const out = resolve(opts.out ?? join(runDir, 'samples', `sample-${opts.seed}.png`));
           const files = await plugin.writeSamples(r.x, out);
           r.x.dispose();
+          if (opts.trajectory) {
+            if (!plugin.writeTrajectory) throw new Error(`the '${plugin.id}' plugin cannot write trajectories`);
+            files.push(...(await plugin.writeTrajectory(frames, resolve(opts.trajectory))));
+            for (const f of frames) disposeTensors([f.x, f.denoised]);
+          }
           process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weightsKind}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
         } finally {
           model.dispose();
@@ -284,6 +296,11 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** Row 0 of a batch, without its batch dimension. */
+function sliceFirst(t: tfTensor): tfTensor {
+  return t.slice([0], [1]).squeeze([0]);
 }
 
 function tfDispose(batch: { x: { dispose(): void }; labels?: { dispose(): void } }): void {

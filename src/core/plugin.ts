@@ -102,6 +102,11 @@ export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   /** Writes generated examples (diffusion space) to a file the plugin chooses the format of. */
   writeSamples?(x: tf.Tensor, path: string): Promise<string[]>;
   /**
+   * Writes the denoising trajectory of one sample: the noisy state and the
+   * denoised estimate at several noise levels (each [...exampleShape]).
+   */
+  writeTrajectory?(frames: readonly { sigma: number; x: tf.Tensor; denoised: tf.Tensor }[], path: string): Promise<string[]>;
+  /**
    * The network whose features and class probabilities score samples
    * (FD, KID, IS) for data of this shape; `model` names a user-supplied one
    * (e.g. an Inception-v3 in tfjs format) instead of the built-in default.

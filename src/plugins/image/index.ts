@@ -3,7 +3,7 @@ import { imageDataSchema, type ImageDataConfig } from './config.js';
 import { openImageData } from './data/index.js';
 import { createImageNetwork, imageModelConfigSchema, type ImageModelConfig } from './networks/index.js';
 import { loadExternalExtractor, loadFashionClassifier } from './classifier/index.js';
-import { writeImageGrid } from './writers.js';
+import { writeImageGrid, writeTrajectoryStrip } from './writers.js';
 
 /**
  * The image modality: Fashion-MNIST/MNIST IDX files, PNG/JPEG folders (sharp)
@@ -19,6 +19,12 @@ export const imagePlugin: ModalityPlugin<ImageDataConfig, ImageModelConfig> = {
   createNetwork: (config, ctx) => createImageNetwork(config, ctx),
   async writeSamples(x, path) {
     const written = await writeImageGrid(x, path);
+    return [written.path];
+  },
+  async writeTrajectory(frames, path) {
+    // Top row: the noisy state x at each sigma; bottom row: the denoised estimate D(x; sigma).
+    // Each frame is stretched to its own range, since x leaves [-1, 1] at large sigma.
+    const written = await writeTrajectoryStrip([frames.map((f) => f.x), frames.map((f) => f.denoised)], path, { scaling: 'minmax' });
     return [written.path];
   },
   async featureExtractor(info, model) {

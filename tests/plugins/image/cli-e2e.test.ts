@@ -42,12 +42,17 @@ describe.skipIf(!haveData)('image: train and sample from the CLI (tiny scale)', 
     expect(metrics).toHaveLength(2);
 
     const png = join(dir, 'sevens.png');
-    const s = difflab(['sample', out, '--class', '7', '--guidance', '2', '--n', '4', '--steps', '2', '--out', png]);
+    const traj = join(dir, 'trajectory.png');
+    const s = difflab(['sample', out, '--class', '7', '--guidance', '2', '--n', '4', '--steps', '2', '--out', png, '--trajectory', traj]);
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toContain('4 samples (heun');
     const meta = await sharp(png).metadata();
     expect(meta.format).toBe('png');
     expect(meta.width).toBeGreaterThan(28 * 2);
+    // Two rows (noisy x, denoised) of one frame per step: 2 steps here.
+    const strip = await sharp(traj).metadata();
+    expect(strip.height).toBe(2 * 28 + 3 * 2);
+    expect(strip.width).toBe(2 * 28 + 3 * 2);
 
     const json = join(dir, 'bpd.json');
     const lik = difflab(['likelihood', out, '--n', '2', '--batch', '2', '--steps', '2', '--probes', '2', '--json', json]);
