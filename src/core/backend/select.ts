@@ -60,7 +60,7 @@ function firstLine(err: unknown): string {
 /** Loads a native tfjs-node package; resolves to a reason string when it cannot. */
 async function loadNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string | null> {
   if (!packageInstalled(pkg)) {
-    return `${pkg} is not installed (its installer downloads libtensorflow; run \`npm run install:native\` for the offline route)`;
+    return `${pkg} is not installed (its installer downloads libtensorflow from a host that must be reachable at install time)`;
   }
   try {
     await import(pkg);
