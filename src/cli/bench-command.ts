@@ -27,7 +27,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .command('bench')
     .description('run a study: train every cell of a config matrix with one budget, evaluate it over a sampling matrix, write results.json and report.md')
     .argument('<bench>', 'bench file, e.g. configs/studies/schedules.yaml')
-    .option('--out <dir>', 'study folder (default: the bench file\'s `out`, else studies/<name>)')
+    .option('--out <dir>', 'study folder (default: the bench file\'s `out`, else runs/studies/<name>)')
     .option('--features <model>', 'a tfjs model.json to use as the feature network instead of the plugin\'s default')
     .option('--dry-run', 'validate the bench file and list its cells, without training')
     .option('--report-only', 'rewrite report.md and the charts from results.json, without training')

@@ -68,7 +68,7 @@ export async function writeStudyReport(results: StudyResults, outDir: string): P
         num(c.train.secondsPerStep * 1000, 1),
         num(c.train.medianStepSeconds * 1000, 1),
         num(c.train.finalLoss),
-        c.train.stoppedBy === 'seconds' ? 'time budget' : 'steps',
+        c.error !== undefined ? `failed: ${c.error}` : c.train.stoppedBy === 'seconds' ? 'time budget' : 'steps',
       ]),
     ),
     '',

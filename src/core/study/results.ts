@@ -69,6 +69,8 @@ export interface CellResult {
   readonly features: string | null;
   readonly evalsDuringTraining: readonly TrainingEval[];
   readonly sampling: readonly SamplingResult[];
+  /** Why training failed (e.g. a non-finite loss); the cell then has no sampling results. */
+  readonly error?: string;
   readonly completedAt: string;
 }
 

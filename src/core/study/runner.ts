@@ -8,7 +8,7 @@ import type { FeatureExtractor, FeatureSet } from '../metrics/types.js';
 import type { NamedHostTensor } from '../parallel/types.js';
 import type { AnyModalityPlugin, PluginRegistry } from '../plugin.js';
 import { Rng } from '../random.js';
-import { trainRun } from '../training/engine.js';
+import { trainRun, TrainingError } from '../training/engine.js';
 import { readResults, RESULTS_VERSION, writeResults, type CellResult, type LossPoint, type SamplingResult, type StudyResults, type TrainingEval } from './results.js';
 import { writeStudyReport, type StudyReportFiles } from './report.js';
 import { studyFingerprint, type Study, type StudyCell } from './schema.js';
@@ -58,6 +58,8 @@ const median = (a: readonly number[]): number => {
   const h = s.length >> 1;
   return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
 };
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /** Rows of several feature sets, one after another. */
 export function concatFeatureSets(sets: readonly FeatureSet[]): FeatureSet {
@@ -224,17 +226,20 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
     let winN = 0;
     let stoppedBy: 'steps' | 'seconds' = 'steps';
     let finalWeights: NamedHostTensor[] | undefined;
+    let failure: string | undefined;
     const flush = () => {
       if (winN > 0) curve.push({ step: lastStep, loss: winSum / winN, t: trainSec, at: Date.now() });
       winSum = 0;
       winN = 0;
     };
+    const hookEvery = 'seconds' in budget ? 1 : gcd(study.bench.eval_every && extractor ? study.bench.eval_every : total, total);
     const cellStart = now();
     let workers = 1;
     try {
       const r = await train({
-        // sample_every = 1: the hook below sees the (EMA) weights after every step, for evaluations and the time budget.
-        config: { ...cell.config, train: { ...cell.config.train, sample_every: 1 } },
+        // The hook below sees the (EMA) weights: after every step under a time budget (to stop on time), else at
+        // every evaluation step and the last one.
+        config: { ...cell.config, train: { ...cell.config.train, sample_every: hookEvery } },
         plugin,
         outDir: runDir,
         baseDir: study.baseDir,
@@ -264,11 +269,18 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
       });
       workers = r.workers;
     } catch (err) {
-      if (!(err instanceof BudgetReached)) throw err;
-      stoppedBy = 'seconds';
+      if (err instanceof TrainingError) {
+        // A diverging cell is a result of the study (e.g. a schedule that does not train): record it, go on.
+        failure = err.message.split('\n')[0]!;
+        log(`bench: ${tag}: training failed: ${failure}`);
+      } else if (err instanceof BudgetReached) {
+        stoppedBy = 'seconds';
+      } else {
+        throw err;
+      }
     }
     flush();
-    if (!finalWeights) throw new Error(`${study.file}: ${tag}: training ended without weights (step ${lastStep})`);
+    if (!finalWeights && failure === undefined) throw new Error(`${study.file}: ${tag}: training ended without weights (step ${lastStep})`);
     const train_ = {
       steps: lastStep,
       seconds: trainSec,
@@ -283,9 +295,9 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
     log(`bench: ${tag}: ${lastStep} steps in ${trainSec.toFixed(1)} s (${(train_.secondsPerStep * 1000).toFixed(0)} ms/step), final loss ${train_.finalLoss.toFixed(4)}`);
 
     const sampling: SamplingResult[] = [];
-    const specs = study.sampling.length ? study.sampling : [duringSpec];
+    const specs = finalWeights ? (study.sampling.length ? study.sampling : [duringSpec]) : [];
     for (const spec of specs) {
-      const r = await sampleAndScore(cell, info, finalWeights, spec, extractor);
+      const r = await sampleAndScore(cell, info, finalWeights!, spec, extractor);
       sampling.push(r);
       log(
         `bench: ${tag}: ${spec.sampler} ${spec.steps} steps (${r.nfe} NFE): ${(r.secondsPerSample * 1000).toFixed(2)} ms/sample` +
@@ -303,6 +315,7 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
       features: extractor?.id ?? null,
       evalsDuringTraining,
       sampling,
+      ...(failure !== undefined ? { error: failure } : {}),
       completedAt: new Date().toISOString(),
     };
     results.cells = [...results.cells.filter((c) => c.id !== cell.id), result].sort((a, b) => a.index - b.index);

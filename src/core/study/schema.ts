@@ -3,6 +3,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { SAMPLER_IDS } from '../samplers/index.js';
 import { DISCRETIZATION_IDS } from '../schedules/discretize.js';
+import { diffusionFromConfig } from '../config/diffusion.js';
 import { ConfigError, parseRunConfig, readYamlFile, validate, type RunConfig } from '../config/load.js';
 import type { PluginRegistry } from '../plugin.js';
 
@@ -19,7 +20,7 @@ import type { PluginRegistry } from '../plugin.js';
  * eval_every: 100                     # optional: FD during training, every N steps
  * sample: { sampler: [euler, heun], steps: [10, 20] }
  * eval: { n: 500, batch: 100, seed: 0 }
- * out: studies/unet-vs-resnet         # relative to the working directory
+ * out: runs/studies/unet-vs-resnet        # relative to the working directory
  * ```
  */
 
@@ -59,7 +60,7 @@ export const benchSchema = z.strictObject({
       real: z.int().min(2).optional(),
     })
     .prefault({}),
-  /** Study folder: results.json, report.md, charts, cell runs (default studies/<name>; relative to the working directory). */
+  /** Study folder: results.json, report.md, charts, cell runs (default runs/studies/<name>; relative to the working directory). */
   out: z.string().min(1).optional(),
 });
 
@@ -207,6 +208,12 @@ export function expandStudy(raw: unknown, file: string, registry: PluginRegistry
       throw new ConfigError(`${file}: matrix cell {${label}}: ${rest}`);
     }
     if (config.modality !== base.modality) throw new ConfigError(`${file}: matrix cell {${label}}: modality must stay '${base.modality}'`);
+    try {
+      // Schedule, parametrization and objective must fit together (e.g. a noise range inside the schedule's).
+      diffusionFromConfig(config.diffusion);
+    } catch (err) {
+      throw new ConfigError(`${file}: matrix cell {${label}}: diffusion: ${(err as Error).message.split('\n')[0]}`);
+    }
     const budgetSteps = 'steps' in bench.budget ? bench.budget.steps : undefined;
     const withBudget: RunConfig = budgetSteps !== undefined ? { ...config, train: { ...config.train, steps: budgetSteps } } : config;
     const id = hash(JSON.stringify({ config: withBudget, budget: bench.budget }));
@@ -218,7 +225,7 @@ export function expandStudy(raw: unknown, file: string, registry: PluginRegistry
     return { index, id, label, slug: `${String(index).padStart(2, '0')}-${slugText || 'base'}-${id.slice(0, 6)}`, assignments, config: withBudget };
   });
   const sampling = bench.sample ? bench.sample.sampler.flatMap((sampler) => bench.sample!.steps.map((steps) => ({ sampler, steps }))) : [];
-  const out = resolve(options.out ?? bench.out ?? `studies/${name}`);
+  const out = resolve(options.out ?? bench.out ?? `runs/studies/${name}`);
   return { file, name, baseFile, baseDir: dirname(baseFile), bench, out, cells, sampling };
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -118,7 +118,12 @@ describe('difflab bench: a study end to end on the toy plugin', () => {
     expect(h).toBeGreaterThan(300);
     expect(printed.join('\n')).toContain('2 cell(s) run, 0 taken from');
 
-    // --dry-run lists the cells; --report-only rewrites the report from results.json.
+    // --report-only rewrites the report from results.json; --dry-run lists the cells.
+    rmSync(join(out, 'report.md'));
+    rmSync(join(out, 'loss-vs-time.png'));
+    await program.parseAsync(['node', 'difflab', 'bench', file, '--report-only']);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toBe(md);
+    expect(existsSync(join(out, 'loss-vs-time.png'))).toBe(true);
     printed.length = 0;
     await program.parseAsync(['node', 'difflab', 'bench', file, '--dry-run']);
     expect(printed).toEqual([expect.stringContaining('2 training cell(s) x 4 sampling setting(s)'), expect.stringContaining('1. model.hidden=8'), expect.stringContaining('2. model.hidden=16')]);
@@ -199,6 +204,27 @@ describe('difflab bench: a study end to end on the toy plugin', () => {
     await expect(runStudy(loadStudy(file, plainRegistry), { registry: plainRegistry, log: quiet, train })).rejects.toThrow(
       /results\.json: written for another budget/,
     );
+  });
+
+  it('a cell whose loss diverges is recorded as failed and the study goes on', async () => {
+    const { file } = setup(`base: base.yaml
+matrix:
+  model.nan_after_calls: [3, null]
+budget: { steps: 6 }
+sample: { sampler: [euler], steps: [3] }
+eval: { n: 8, batch: 8 }
+out: OUT
+`);
+    const study = loadStudy(file, plainRegistry);
+    const { results, report } = await expectNoTensorLeak(() => runStudy(study, { registry: plainRegistry, log: quiet }), 'runStudy');
+    const [bad, good] = results.cells;
+    expect(bad!.error).toMatch(/^loss became NaN at step \d/);
+    expect(bad!.train.steps).toBeLessThan(6);
+    expect(bad!.sampling).toEqual([]);
+    expect(good!.error).toBeUndefined();
+    expect(good!.train.steps).toBe(6);
+    expect(good!.sampling).toHaveLength(1);
+    expect(readFileSync(report.markdown, 'utf8')).toMatch(/^\| 1 \| `3` \| \d \| .* \| failed: loss became NaN at step \d/m);
   });
 
   it('a time budget stops every cell after the same training wall-clock', async () => {
