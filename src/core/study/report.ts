@@ -43,6 +43,7 @@ export async function writeStudyReport(results: StudyResults, outDir: string): P
     `- modality: \`${results.modality}\`; backend: ${results.backend}`,
     `- budget: ${budget}${b.eval_every ? `; evaluated every ${b.eval_every} steps during training` : ''}`,
     `- evaluation: ${b.eval.n} samples per setting (batches of ${b.eval.batch}, seed ${b.eval.seed})`,
+    `- timings on: ${[...new Set(cells.map((c) => (c.machine ? `${c.machine.backend}, ${c.machine.cpus} x ${c.machine.cpuModel}` : 'unknown')))].join('; ') || '–'}`,
     `- cells: ${cells.length} finished; updated ${results.updatedAt}`,
     '',
   ];

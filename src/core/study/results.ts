@@ -69,6 +69,8 @@ export interface CellResult {
   readonly features: string | null;
   readonly evalsDuringTraining: readonly TrainingEval[];
   readonly sampling: readonly SamplingResult[];
+  /** Where the timings were taken (cells of a resumed study may come from different runs). */
+  readonly machine: { readonly backend: string; readonly cpus: number; readonly cpuModel: string };
   /** Why training failed (e.g. a non-finite loss); the cell then has no sampling results. */
   readonly error?: string;
   readonly completedAt: string;

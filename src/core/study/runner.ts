@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import type { RunConfig } from '../config/load.js';
 import { generate as coreGenerate, loadModel as coreLoadModel } from '../generate.js';
@@ -315,6 +316,7 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
       features: extractor?.id ?? null,
       evalsDuringTraining,
       sampling,
+      machine: { backend: deps.backend ?? 'unknown', cpus: availableParallelism(), cpuModel: cpus()[0]?.model.trim() ?? 'unknown' },
       ...(failure !== undefined ? { error: failure } : {}),
       completedAt: new Date().toISOString(),
     };
