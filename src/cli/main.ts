@@ -13,6 +13,7 @@ import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint
 import { trainRun } from '../core/training/engine.js';
 import { writeFileAtomic } from '../core/io/atomic.js';
 import { createDifflab } from '../container.js';
+import { registerBenchCommand } from './bench-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -294,6 +295,8 @@ export function buildProgram(): Command {
         model.dispose();
       }
     });
+
+  registerBenchCommand(program);
 
   return program;
 }
