@@ -52,8 +52,10 @@ function ticks(scale: 'linear' | 'log', lo: number, hi: number): number[] {
         for (const k of mantissas) out.push(Number((k * 10 ** e).toPrecision(6)));
       }
       const inside = out.filter((t) => t >= lo && t <= hi);
-      if (inside.length >= 3 || mantissas.length === 9) return inside;
+      if (inside.length >= 3 || (mantissas.length === 9 && inside.length >= 2)) return inside;
     }
+    // A range narrower than one digit step (e.g. losses 0.990..0.995): evenly spaced ticks.
+    return ticks('linear', lo, hi);
   }
   const span = hi - lo || 1;
   const raw = span / 6;
@@ -81,8 +83,8 @@ function range(scale: 'linear' | 'log', values: number[]): [number, number] {
 }
 
 /** The chart as SVG text (exported for tests). */
-export function chartSvg(spec: ChartSpec, width = 820, height = 480): string {
-  const legendW = 250;
+export function chartSvg(spec: ChartSpec, width = 900, height = 480): string {
+  const legendW = 320;
   const m = { l: 72, r: 16 + legendW, t: 36, b: 50 };
   const pw = width - m.l - m.r;
   const ph = height - m.t - m.b;
@@ -135,7 +137,7 @@ export function chartSvg(spec: ChartSpec, width = 820, height = 480): string {
     const lx = width - legendW + 8;
     const y = m.t + 10 + i * 18;
     out.push(`<line x1="${lx}" x2="${lx + 30}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
-    out.push(`<text x="${lx + 36}" y="${y + 4}" font-size="11">${esc(s.label.length > 34 ? `${s.label.slice(0, 33)}…` : s.label)}</text>`);
+    out.push(`<text x="${lx + 36}" y="${y + 4}" font-size="11">${esc(s.label.length > 40 ? `${s.label.slice(0, 39)}…` : s.label)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
@@ -145,6 +147,6 @@ export function chartSvg(spec: ChartSpec, width = 820, height = 480): string {
 export async function writeChartPng(path: string, spec: ChartSpec): Promise<void> {
   const { default: sharp } = await import('sharp');
   const height = Math.max(480, 36 + 10 + spec.series.length * 18 + 20);
-  const png = await sharp(Buffer.from(chartSvg(spec, 820, height))).png().toBuffer();
+  const png = await sharp(Buffer.from(chartSvg(spec, 900, height))).png().toBuffer();
   writeFileAtomic(path, png);
 }
