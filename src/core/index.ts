@@ -23,3 +23,4 @@ export * from './training/checkpoint.js';
 export * from './training/diffusion-model.js';
 export * from './training/engine.js';
 export * from './generate.js';
+export * from './study/index.js';
