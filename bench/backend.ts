@@ -31,6 +31,7 @@ import { DataParallelTrainer } from '../src/core/parallel/data-parallel-trainer.
 import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { Batch, HostBatch, HostTensor, OptimizerSpec, StepResult, TrainableModel, Trainer } from '../src/core/parallel/types.js';
 import { Rng } from '../src/core/random.js';
+import { ensureTorch, firstLine, fmt, median, timeTrainerSteps, type TorchOutcome } from './lib/common.js';
 
 export interface BackendNetOptions {
   readonly seed: number;
@@ -137,12 +138,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
 function makeBatch(rows = BATCH): HostBatch {
   const rng = new Rng(1234);
   const shape = [rows, SIZE, SIZE, 1];
@@ -167,24 +162,10 @@ async function timeTrainer(
   const load = loadavg()[0] as number;
   try {
     t = await make();
-    for (let i = 0; i < warmup; i++) await t.step(warmupBatch);
-    const stepMs: number[] = [];
-    const results: StepResult[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t0 = performance.now();
-      results.push(await t.step(batch));
-      stepMs.push(performance.now() - t0);
-      process.stderr.write(`  ${engine}: step ${i + 1}/${steps} ${stepMs[i]?.toFixed(0)} ms\n`);
-    }
-    const med = median(stepMs);
-    const mean = (f: (r: StepResult) => number): number => results.reduce((s, r) => s + f(r), 0) / results.length;
-    // The slowest replica sets the pace; wait is time the others idle at the barrier.
-    const breakdown = {
-      computeMs: mean((r) => Math.max(...r.timings.map((x) => x.computeMs))),
-      waitMs: mean((r) => Math.max(...r.timings.map((x) => x.waitMs))),
-      reduceMs: mean((r) => Math.max(...r.timings.map((x) => x.reduceMs))),
-      applyMs: mean((r) => Math.max(...r.timings.map((x) => x.applyMs))),
-    };
+    const timed = await timeTrainerSteps(t, engine, warmup, steps, (_i, warm) => (warm ? warmupBatch : batch));
+    const med = timed.medianMs;
+    const stepMs = timed.timesMs;
+    const breakdown = timed.breakdown;
     return {
       engine,
       threads,
@@ -194,17 +175,13 @@ async function timeTrainer(
       medianMs: med,
       stepsPerS: 1000 / med,
       breakdown,
-      extra: { lastLoss: results[results.length - 1]?.loss, worldSize: t.worldSize, loadavg1AtStart: load },
+      extra: { lastLoss: timed.lastLoss, worldSize: t.worldSize, loadavg1AtStart: load },
     };
   } catch (err) {
     return { engine, threads, status: 'failed', reason: firstLine(err) };
   } finally {
     await t?.dispose();
   }
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unknown error';
 }
 
 /** Kernel time of one wasm training step (forward, backward, Adam), summed by kernel name. */
@@ -240,15 +217,6 @@ async function profileWasmStep(batch: HostBatch): Promise<{ kernel: string; ms: 
   return [...by.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((p, q) => q.ms - p.ms);
 }
 
-type TorchOutcome = { ok: true; python: string } | { ok: false; reason: string };
-
-function ensureTorch(): TorchOutcome {
-  const r = spawnSync('bash', [join(here, 'torch', 'ensure-venv.sh')], { encoding: 'utf8', timeout: 20 * 60_000 });
-  const last = r.stdout?.trim().split('\n').pop()?.trim() ?? '';
-  if (r.status === 0 && last) return { ok: true, python: last };
-  const why = (r.stderr ?? '').trim().split('\n').filter(Boolean).pop() ?? r.error?.message ?? `exit ${r.status}`;
-  return { ok: false, reason: `could not create bench/.venv with torch==2.13.0: ${why}` };
-}
 
 function torchRow(python: string, threads: number, warmup: number, steps: number): Row {
   const engine = `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}`;
@@ -284,10 +252,6 @@ function torchRow(python: string, threads: number, warmup: number, steps: number
 
 function ratio(a: Row | undefined, b: Row | undefined): number | null {
   return a?.stepsPerS && b?.stepsPerS ? a.stepsPerS / b.stepsPerS : null;
-}
-
-function fmt(x: number | null | undefined, digits = 2): string {
-  return x === null || x === undefined ? '-' : x.toFixed(digits);
 }
 
 async function main(): Promise<void> {

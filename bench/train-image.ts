@@ -56,6 +56,7 @@ import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { FactorySpec, HostBatch, NamedHostTensor, OptimizerSpec, StepOptions, StepResult, Trainer } from '../src/core/parallel/types.js';
 import { PluginRegistry } from '../src/core/plugin.js';
 import { Rng } from '../src/core/random.js';
+import { ensureTorch, firstLine, fmt, median, timeTrainerSteps, type TorchOutcome } from './lib/common.js';
 import { stepsForNfe } from '../src/core/samplers/index.js';
 import { sigmasFor } from '../src/core/schedules/discretize.js';
 import type { DiffusionModelOptions } from '../src/core/training/diffusion-model.js';
@@ -129,16 +130,6 @@ function parseArgs(argv: string[]): Args {
 
 function loadConfig(): RunConfig {
   return loadRunConfig(CONFIG_FILE, new PluginRegistry([imagePlugin]));
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unknown error';
 }
 
 function load1(): number {
@@ -317,25 +308,10 @@ async function timeTrainer(
 ): Promise<Row> {
   const B = config.train.batch_size;
   const load = load1();
-  for (let i = 0; i < warmup; i++) await trainer.step(makeBatch(config, i), stepOptions);
-  const timesMs: number[] = [];
-  const results: StepResult[] = [];
-  for (let i = 0; i < steps; i++) {
-    const batch = makeBatch(config, warmup + i); // drawn outside the timed region
-    const t0 = performance.now();
-    results.push(await trainer.step(batch, stepOptions));
-    timesMs.push(performance.now() - t0);
-    process.stderr.write(`  ${engine}: step ${i + 1}/${steps} ${timesMs[i]?.toFixed(0)} ms\n`);
-  }
-  const med = median(timesMs);
-  const mean = (f: (r: StepResult) => number): number => results.reduce((s, r) => s + f(r), 0) / results.length;
-  // The slowest replica sets the pace; wait is the time the others idle at the barrier.
-  const breakdown = {
-    computeMs: mean((r) => Math.max(...r.timings.map((x) => x.computeMs))),
-    waitMs: mean((r) => Math.max(...r.timings.map((x) => x.waitMs))),
-    reduceMs: mean((r) => Math.max(...r.timings.map((x) => x.reduceMs))),
-    applyMs: mean((r) => Math.max(...r.timings.map((x) => x.applyMs))),
-  };
+  const timed = await timeTrainerSteps(trainer, engine, warmup, steps, (i) => makeBatch(config, i), stepOptions);
+  const med = timed.medianMs;
+  const timesMs = timed.timesMs;
+  const breakdown = timed.breakdown;
   return {
     task: 'train',
     engine,
@@ -348,7 +324,7 @@ async function timeTrainer(
     imagesPerS: (B * 1000) / med,
     loadavg1AtStart: load,
     breakdown,
-    extra: { lastLoss: results[results.length - 1]?.loss, worldSize: trainer.worldSize },
+    extra: { lastLoss: timed.lastLoss, worldSize: trainer.worldSize },
   };
 }
 
@@ -482,15 +458,6 @@ function byKernel(info: Awaited<ReturnType<typeof tf.profile>>): KernelRow[] {
 
 // ---------------------------------------------------------------------------- PyTorch
 
-type TorchOutcome = { ok: true; python: string } | { ok: false; reason: string };
-
-function ensureTorch(): TorchOutcome {
-  const r = spawnSync('bash', [join(here, 'torch', 'ensure-venv.sh')], { encoding: 'utf8', timeout: 20 * 60_000 });
-  const last = r.stdout?.trim().split('\n').pop()?.trim() ?? '';
-  if (r.status === 0 && last) return { ok: true, python: last };
-  const why = (r.stderr ?? '').trim().split('\n').filter(Boolean).pop() ?? r.error?.message ?? `exit ${r.status}`;
-  return { ok: false, reason: `could not create bench/.venv with torch==2.13.0: ${why}` };
-}
 
 interface TorchJson {
   torch: string;
@@ -571,10 +538,6 @@ function torchRows(
 
 function ratio(a: Row | undefined, b: Row | undefined): number | null {
   return a?.status === 'ok' && b?.status === 'ok' && a.imagesPerS && b.imagesPerS ? a.imagesPerS / b.imagesPerS : null;
-}
-
-function fmt(x: number | null | undefined, digits = 2): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
 }
 
 async function main(): Promise<void> {
