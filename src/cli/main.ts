@@ -124,11 +124,7 @@ export function buildProgram(): Command {
         const frames: { sigma: number; x: tfTensor; denoised: tfTensor }[] = [];
         if (!plugin.writeSamples) throw new Error(`the '${plugin.id}' plugin cannot write samples`);
         try {
-          const sample = {
-            ...(opts.sampler ? { sampler: opts.sampler } : {}),
-            ...(opts.steps ? { steps: opts.steps } : {}),
-            ...(opts.guidance !== undefined ? { guidance: opts.guidance } : {}),
-          } as Parameters<typeof generate>[1]['sample'];
+          const sample = sampleOverrides(opts);
           const t0 = Date.now();
           const r = generate(model, {
             n: opts.n,
@@ -190,11 +186,7 @@ export function buildProgram(): Command {
           const open = (split: 'train' | 'test') =>
             plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log: (m) => process.stderr.write(`${m}\n`) });
           const [train, test] = [await open('train'), await open('test')];
-          const sample = {
-            ...(opts.sampler ? { sampler: opts.sampler } : {}),
-            ...(opts.steps ? { steps: opts.steps } : {}),
-            ...(opts.guidance !== undefined ? { guidance: opts.guidance } : {}),
-          } as Parameters<typeof generate>[1]['sample'];
+          const sample = sampleOverrides(opts);
           const t0 = Date.now();
           let nfe = 0;
           let samplerId = '';
@@ -299,6 +291,15 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
 
   return program;
+}
+
+/** The `sample` config overrides that --sampler, --steps and --guidance ask for. */
+function sampleOverrides(opts: { sampler?: string; steps?: number; guidance?: number }): Parameters<typeof generate>[1]['sample'] {
+  return {
+    ...(opts.sampler ? { sampler: opts.sampler } : {}),
+    ...(opts.steps ? { steps: opts.steps } : {}),
+    ...(opts.guidance !== undefined ? { guidance: opts.guidance } : {}),
+  } as Parameters<typeof generate>[1]['sample'];
 }
 
 /** Row 0 of a batch, without its batch dimension. */
