@@ -8,28 +8,24 @@
  * Carlo error: about 1/sqrt(N) for the mean, sqrt(w(1-w)/N) for the weights).
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe } from 'vitest';
 import { GaussianMixture } from '../../src/core/analytic.js';
 import { useBackend } from '../../src/core/backend/select.js';
-import { Rng } from '../../src/core/random.js';
-import { getSampler, countNfe, type AnySamplerOptions, type SamplerId } from '../../src/core/samplers/index.js';
+import type { SamplerId } from '../../src/core/samplers/index.js';
 import { karrasSigmas, logUniformSigmas } from '../../src/core/schedules/discretize.js';
-import { expectNoTensorLeak } from '../helpers/tensors.js';
+import { runCases, type DistributionError } from '../helpers/sampler-cases.js';
 
 beforeAll(async () => {
   await useBackend('wasm');
 });
 
 
-/** How far a sample set is from a Gaussian mixture's true moments and weights. */
-interface DistributionError {
-  /** ||mean - mu|| / sqrt(tr Sigma): the mean error in units of the data's spread. */
-  readonly mean: number;
-  /** Covariance error: ||C - Sigma||_F / ||Sigma||_F with the full sample covariance. */
-  readonly cov: number;
-  /** max_k |fraction of samples nearest to mu_k - w_k|. */
-  readonly weights: number;
-}
+/**
+ * How far a sample set is from a Gaussian mixture's true moments and weights:
+ * mean = ||mean - mu|| / sqrt(tr Sigma) (in units of the data's spread);
+ * cov = ||C - Sigma||_F / ||Sigma||_F with the full sample covariance;
+ * weights = max_k |fraction of samples nearest to mu_k - w_k|.
+ */
 
 function distributionError(mix: GaussianMixture, x: tf.Tensor): DistributionError {
   const d = mix.dim;
@@ -69,63 +65,6 @@ function distributionError(mix: GaussianMixture, x: tf.Tensor): DistributionErro
   return { mean: Math.sqrt(me / tr), cov: ce, weights: we };
 }
 
-/** The worst of the three errors. */
-function worst(e: DistributionError): number {
-  return Math.max(e.mean, e.cov, e.weights);
-}
-
-function formatError(e: DistributionError): string {
-  return `mean ${e.mean.toFixed(3)} cov ${e.cov.toFixed(3)} weights ${e.weights.toFixed(3)}`;
-}
-
-interface Case {
-  readonly id: SamplerId;
-  /** Increasing step counts (ALD: noise levels). */
-  readonly steps: readonly number[];
-  readonly options?: (steps: number) => AnySamplerOptions;
-  /** Tolerances on the last run's errors. */
-  readonly tol: DistributionError;
-}
-
-function runCases(
-  label: string,
-  mix: () => GaussianMixture,
-  n: number,
-  shape: readonly number[],
-  sigmasFor: (id: SamplerId, steps: number) => number[],
-  cases: readonly Case[],
-): void {
-  for (const c of cases) {
-    it(`${label}: ${c.id} approaches the mixture as steps grow (${c.steps.join(' -> ')})`, async () => {
-      const m = mix();
-      const errs: DistributionError[] = [];
-      for (const steps of c.steps) {
-        const sigmas = sigmasFor(c.id, steps);
-        const opts: AnySamplerOptions = { ...(c.options?.(steps) ?? {}), rng: new Rng(2) };
-        const x0 = tf.tidy(() => tf.mul(new Rng(1).normalTensor([n, ...shape]), sigmas[0] as number));
-        const e = await expectNoTensorLeak(() => {
-          const y = getSampler(c.id)(m.denoiser(), x0, sigmas, opts);
-          const err = distributionError(m, y);
-          y.dispose();
-          return err;
-        }, c.id);
-        x0.dispose();
-        console.log(`${label} ${c.id} steps ${steps} (nfe ${countNfe(c.id, sigmas, opts)}): ${formatError(e)}`);
-        errs.push(e);
-      }
-      const first = errs[0] as DistributionError;
-      const last = errs[errs.length - 1] as DistributionError;
-      // The error shrinks: the worst metric at least halves from the fewest to the most steps,
-      // and never grows by more than Monte Carlo noise from one step count to the next.
-      expect(worst(last)).toBeLessThan(worst(first) / 2);
-      for (let k = 1; k < errs.length; k++) expect(worst(errs[k] as DistributionError)).toBeLessThan(worst(errs[k - 1] as DistributionError) + 0.03);
-      expect(last.mean).toBeLessThan(c.tol.mean);
-      expect(last.cov).toBeLessThan(c.tol.cov);
-      expect(last.weights).toBeLessThan(c.tol.weights);
-      m.dispose();
-    });
-  }
-}
 
 describe('2-D Gaussian mixture (full covariances), N = 4000', () => {
   const mix = () =>
@@ -150,5 +89,5 @@ describe('2-D Gaussian mixture (full covariances), N = 4000', () => {
     { id: 'pc', steps: [8, 32, 128], tol: sde },
     // ALD: geometric levels 20 -> 0.01, T = 5 Langevin steps per level, epsilon = 0.5 sigma_L^2.
     { id: 'ald', steps: [16, 64, 256], options: () => ({ stepSize: 0.5 * 0.01 ** 2, stepsPerLevel: 5 }), tol: sde },
-  ]);
+  ], (m, y) => distributionError(m, y));
 });
