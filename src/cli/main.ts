@@ -14,6 +14,7 @@ import { trainRun } from '../core/training/engine.js';
 import { writeFileAtomic } from '../core/io/atomic.js';
 import { createDifflab } from '../container.js';
 import { registerBenchCommand } from './bench-command.js';
+import { registerDatasetsCommand } from './datasets-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -289,6 +290,7 @@ export function buildProgram(): Command {
     });
 
   registerBenchCommand(program);
+  registerDatasetsCommand(program);
 
   return program;
 }
