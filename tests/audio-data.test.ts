@@ -289,8 +289,8 @@ describe('audio data sets', () => {
     const short = Array.from({ length: 10 }, (_, i) => -(i + 1) * 100);
     write(dir, 'a_long.wav', wavBytes({ bits: 16, rate: 8000, channels: [long] }));
     write(dir, 'b_short.wav', wavBytes({ bits: 16, rate: 8000, channels: [short] }));
-    const codes = async (src: AudioDataSource, rng = new Rng(1)) =>
-      expectNoTensorLeak(async () => {
+    const codes = async (src: AudioDataSource, rng = new Rng(1)): Promise<[number[], number[]]> =>
+      expectNoTensorLeak(async (): Promise<[number[], number[]]> => {
         const b = src.batch([0, 1], rng);
         expect(b.x.shape).toEqual([2, 16, 1]);
         const d = Array.from(await b.x.data(), (v) => Math.round(v * 32768));

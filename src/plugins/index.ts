@@ -1,4 +1,5 @@
 import type { AnyModalityPlugin } from '../core/plugin.js';
+import { audioPlugin } from './audio/index.js';
 import { imagePlugin } from './image/index.js';
 
 /**
@@ -6,5 +7,5 @@ import { imagePlugin } from './image/index.js';
  * root. Each lives in its own folder under src/plugins.
  */
 export function builtinPlugins(): AnyModalityPlugin[] {
-  return [imagePlugin];
+  return [imagePlugin, audioPlugin];
 }
