@@ -244,6 +244,20 @@ describe('audio data sets', () => {
     await expect(openAudioData(cfg({ path: dir, length: 16, recursive: false }), ctx())).rejects.toThrow(`${dir}: no .wav files (recursive: false; sub-folders not searched)`);
   });
 
+  it('test_path: the test split reads its own folder, with the class ids of data.path', async () => {
+    const dir = tmp();
+    for (const cls of ['a', 'b', 'c']) write(dir, `train/${cls}/1.wav`, wavBytes({ bits: 16, rate: 8000, channels: [[1, 2]] }));
+    write(dir, 'test/c/9.wav', wavBytes({ bits: 16, rate: 8000, channels: [[3, 4]] }));
+    const c = cfg({ path: join(dir, 'train'), test_path: join(dir, 'test'), length: 16, labels: 'folder' });
+    const test = await openAudioData(c, ctx('test'));
+    expect(test.files).toEqual([join(dir, 'test/c/9.wav')]);
+    expect(Array.from(test.labelIds!)).toEqual([2]);
+    expect(test.numClasses).toBe(3);
+    write(dir, 'test/d/1.wav', wavBytes({ bits: 16, rate: 8000, channels: [[3, 4]] }));
+    await expect(openAudioData(c, ctx('test'))).rejects.toThrow(`${join(dir, 'test/d/1.wav')}: class 'd' does not occur in data.path ${join(dir, 'train')} (classes: a, b, c)`);
+    expect(() => cfg({ path: 'x', test_path: 'y', pattern: '{i}.wav', split: { by: 'i', test_values: [1] } })).toThrow('test: test_path: set split or test_path, not both');
+  });
+
   it('multi-channel files are averaged, or bad files with channels: error', async () => {
     const dir = tmp();
     const p = write(dir, 'st.wav', wavBytes({ bits: 16, rate: 8000, channels: [[1000, -2000], [3000, 2000]] }));

@@ -50,7 +50,7 @@ describe('audio plugin', () => {
     expect(full.data).toMatchObject({
       path: FSDD,
       sample_rate: 8000,
-      length: 8000,
+      length: 6000,
       pattern: '{digit}_{speaker}_{index}.wav',
       labels: { field: 'digit' },
       split: { by: 'index', test_range: [0, 4] },
@@ -60,7 +60,7 @@ describe('audio plugin', () => {
     expect(full.diffusion.parametrization.type).toBe('edm');
     const demo = loadRunConfig('configs/audio-fsdd-demo.yaml', registry) as RunConfig<AudioDataConfig, AudioModelConfig>;
     expect(demo.data.path).toBe(SLICE);
-    expect(demo.model.residual_channels).toBeLessThan(full.model.residual_channels);
+    expect(demo.model.layers).toBeLessThan(full.model.layers);
     expect(demo.data.length).toBeLessThanOrEqual(full.data.length);
   });
 
