@@ -234,7 +234,7 @@ async function main(): Promise<void> {
   );
   const difflabSampleSeconds = (performance.now() - t0) / 1000 - difflabReport.seconds;
   const gridDifflab = args.out.replace(/\.json$/, '-difflab.png');
-  await plugin.writeSamples(firstGrid[0] as tf.Tensor, gridDifflab);
+  await plugin.writeSamples(firstGrid[0] as tf.Tensor, gridDifflab, { data: config.data, info });
   tf.dispose(firstGrid);
   model.dispose();
   console.log(`difflab (${config.name ?? args.config}, step ${ckpt.meta.step}, EMA, ${sampler}, ${nfe} NFE):`);
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
     diffusersReport = await evaluateSamples(extractor, x, reference, { batchSize: 100 });
     gridDiffusers = args.out.replace(/\.json$/, '-diffusers.png');
     const first = x.slice(0, Math.min(64, diffusers.n));
-    await plugin.writeSamples(first, gridDiffusers);
+    await plugin.writeSamples(first, gridDiffusers, { data: config.data, info });
     tf.dispose([x, first]);
     console.log(`diffusers (UNet2DModel + DDPMScheduler, ${diffusers.steps} steps, EMA, ${diffusers.sampler}):`);
     for (const line of formatEvaluation(diffusersReport)) console.log(`  ${line}`);

@@ -119,8 +119,9 @@ describe('audio plugin', () => {
         onStep: (i) => frames.push({ sigma: i.sigma, x: tf.keep(i.x.slice([0], [1]).squeeze([0])), denoised: tf.keep(i.denoised.slice([0], [1]).squeeze([0])) }),
       });
       expect(r.x.shape).toEqual([3, 512, 1]);
-      const written = await audioPlugin.writeSamples!(r.x, join(out, 'samples', 'three.png'));
-      const traj = await audioPlugin.writeTrajectory!(frames, join(out, 'trajectory.png'));
+      const ctx = { data: cfg.data, info: { exampleShape: ckpt.meta.exampleShape, numClasses: 10 } };
+      const written = await audioPlugin.writeSamples!(r.x, join(out, 'samples', 'three.png'), ctx);
+      const traj = await audioPlugin.writeTrajectory!(frames, join(out, 'trajectory.png'), ctx);
       r.x.dispose();
       tf.dispose(frames.flatMap((f) => [f.x, f.denoised]));
       return [...written, ...traj];
@@ -133,7 +134,7 @@ describe('audio plugin', () => {
     ]);
     for (const wav of files.slice(1, 4)) {
       const w = readWavFile(wav);
-      // Written at the data's rate, which the writer learnt from openData.
+      // Written at the rate of the run's data config (the WriteContext), not a default.
       expect([w.sampleRate, w.channels, w.frames, w.bitsPerSample]).toEqual([4000, 1, 512, 16]);
     }
     // 2 x 2 grid of 129-bin x 9-frame spectrograms (512 samples, hop 64) with 2-pixel borders.

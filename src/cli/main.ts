@@ -6,7 +6,7 @@ import { dispose as disposeTensors, keep, type Tensor as tfTensor } from '@tenso
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
 import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
 import { dataLikelihood, generate, loadModel, type LoadedModel } from '../core/generate.js';
-import type { AnyModalityPlugin } from '../core/plugin.js';
+import type { AnyModalityPlugin, ExampleInfo } from '../core/plugin.js';
 import { evaluateSamples, formatEvaluation } from '../core/metrics/index.js';
 import { Rng } from '../core/random.js';
 import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint.js';
@@ -86,12 +86,11 @@ export function buildProgram(): Command {
         ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
         ...(opts.resume ? { resume: true } : {}),
         onSample: plugin.writeSamples
-          ? async (step, weights) => {
-              const info = readRunInfo(outDir);
+          ? async (step, weights, info) => {
               const model = loadModel(plugin, config, info, weights);
               try {
                 const r = generate(model, { n: config.train.sample_count, seed: config.seed });
-                const files = await plugin.writeSamples!(r.x, join(outDir, 'samples', `step-${String(step).padStart(8, '0')}.png`));
+                const files = await plugin.writeSamples!(r.x, join(outDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), { data: config.data, info });
                 r.x.dispose();
                 process.stderr.write(`samples: ${files.join(', ')}\n`);
               } finally {
@@ -121,9 +120,10 @@ export function buildProgram(): Command {
         runDir: string,
         opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string },
       ) => {
-        const { plugin, model, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
+        const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         const frames: { sigma: number; x: tfTensor; denoised: tfTensor }[] = [];
         if (!plugin.writeSamples) throw new Error(`the '${plugin.id}' plugin cannot write samples`);
+        const writeCtx = { data: config.data, info: exampleInfo(model) };
         try {
           const sample = sampleOverrides(opts);
           const t0 = Date.now();
@@ -144,11 +144,11 @@ export function buildProgram(): Command {
             },
           });
           const out = resolve(opts.out ?? join(runDir, 'samples', `sample-${opts.seed}.png`));
-          const files = await plugin.writeSamples(r.x, out);
+          const files = await plugin.writeSamples(r.x, out, writeCtx);
           r.x.dispose();
           if (opts.trajectory) {
             if (!plugin.writeTrajectory) throw new Error(`the '${plugin.id}' plugin cannot write trajectories`);
-            files.push(...(await plugin.writeTrajectory(frames, resolve(opts.trajectory))));
+            files.push(...(await plugin.writeTrajectory(frames, resolve(opts.trajectory), writeCtx)));
             for (const f of frames) disposeTensors([f.x, f.denoised]);
           }
           process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weightsKind}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
@@ -353,9 +353,9 @@ function backendFor(program: Command, config: RunConfig): string | undefined {
   return config.backend === 'auto' ? undefined : config.backend;
 }
 
-function readRunInfo(runDir: string): { exampleShape: number[]; numClasses?: number } {
-  const run = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { exampleShape: number[]; numClasses?: number };
-  return { exampleShape: run.exampleShape, ...(run.numClasses !== undefined && run.numClasses !== null ? { numClasses: run.numClasses } : {}) };
+/** A loaded model's example shape and class count: the `info` of a WriteContext. */
+function exampleInfo(model: LoadedModel): ExampleInfo {
+  return { exampleShape: model.exampleShape, ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}) };
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {

@@ -87,6 +87,24 @@ export interface PluginSource {
   readonly exportName: string;
 }
 
+/** The shape of one example and the class count, as a run's data source reported them (run.json, checkpoints). */
+export interface ExampleInfo {
+  readonly exampleShape: readonly number[];
+  readonly numClasses?: number;
+}
+
+/**
+ * What writers are told about the run whose examples they write: its
+ * validated `data` section (the audio plugin writes WAVs at
+ * `data.sample_rate`, for instance) and the example shape / class count.
+ * Every caller in difflab passes it; a plugin is free to ignore it (a writer
+ * declared as `writeSamples(x, path)` still satisfies the interface).
+ */
+export interface WriteContext<DataConfig = unknown> {
+  readonly data: DataConfig;
+  readonly info: ExampleInfo;
+}
+
 export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   /** Stable id used by configs (`modality: image`). */
   readonly id: string;
@@ -99,19 +117,23 @@ export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   openData(config: DataConfig, ctx: DataContext): Promise<DataSource>;
   createNetwork(config: ModelConfig, ctx: NetworkContext): DenoiserNetwork;
   readonly lossAdapter?: LossAdapter;
-  /** Writes generated examples (diffusion space) to a file the plugin chooses the format of. */
-  writeSamples?(x: tf.Tensor, path: string): Promise<string[]>;
+  /**
+   * Writes generated examples (diffusion space) to a file the plugin chooses
+   * the format of; returns the files written. `ctx` describes the run they
+   * come from.
+   */
+  writeSamples?(x: tf.Tensor, path: string, ctx: WriteContext<DataConfig>): Promise<string[]>;
   /**
    * Writes the denoising trajectory of one sample: the noisy state and the
    * denoised estimate at several noise levels (each [...exampleShape]).
    */
-  writeTrajectory?(frames: readonly { sigma: number; x: tf.Tensor; denoised: tf.Tensor }[], path: string): Promise<string[]>;
+  writeTrajectory?(frames: readonly { sigma: number; x: tf.Tensor; denoised: tf.Tensor }[], path: string, ctx: WriteContext<DataConfig>): Promise<string[]>;
   /**
    * The network whose features and class probabilities score samples
    * (FD, KID, IS) for data of this shape; `model` names a user-supplied one
    * (e.g. an Inception-v3 in tfjs format) instead of the built-in default.
    */
-  featureExtractor?(info: { exampleShape: readonly number[]; numClasses?: number }, model?: string): Promise<FeatureExtractor>;
+  featureExtractor?(info: ExampleInfo, model?: string): Promise<FeatureExtractor>;
 }
 
 /** Any plugin, whatever its config types (for collections). */

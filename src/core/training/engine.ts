@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { DataParallelTrainer } from '../parallel/data-parallel-trainer.js';
 import { LocalTrainer } from '../parallel/local-trainer.js';
 import type { HostBatch, NamedHostTensor, Trainer } from '../parallel/types.js';
-import type { AnyModalityPlugin, DataSource } from '../plugin.js';
+import type { AnyModalityPlugin, DataSource, ExampleInfo } from '../plugin.js';
 import { Rng } from '../random.js';
 import { latestCheckpointDir, listCheckpoints, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { pluginSource, type DiffusionModelOptions } from './diffusion-model.js';
@@ -37,8 +37,12 @@ export interface TrainRunOptions {
   readonly log?: (line: string) => void;
   /** Called every step with its metrics (tests, benchmarks). */
   readonly onStep?: (m: StepMetrics) => void;
-  /** Called when a sample grid is due (every train.sample_every steps), with the EMA weights. */
-  readonly onSample?: (step: number, weights: readonly NamedHostTensor[]) => Promise<void>;
+  /**
+   * Called when a sample grid is due (every train.sample_every steps), with
+   * the EMA weights and what the data source reported (to rebuild the model
+   * and give writers their WriteContext).
+   */
+  readonly onSample?: (step: number, weights: readonly NamedHostTensor[], info: ExampleInfo) => Promise<void>;
 }
 
 export interface StepMetrics {
@@ -214,6 +218,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         `${params.toLocaleString('en-US')} parameters, steps ${start}->${total}, batch ${config.train.batch_size}`,
     );
 
+    const exampleInfo: ExampleInfo = { exampleShape: data.exampleShape, ...(data.numClasses !== undefined ? { numClasses: data.numClasses } : {}) };
     const sampler = new EpochSampler(data.size, config.seed);
     const meta = () => ({
       modality: plugin.id,
@@ -274,7 +279,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       }
       if (done % config.train.checkpoint_every === 0 || done === total) lastCheckpoint = await save(done, r.loss);
       if (opts.onSample && config.train.sample_every > 0 && done % config.train.sample_every === 0) {
-        await opts.onSample(done, ema ?? (await trainer.getWeights()));
+        await opts.onSample(done, ema ?? (await trainer.getWeights()), exampleInfo);
       }
     }
     if (start >= total) log(`nothing to do: the run is already at step ${start} of ${total}`);

@@ -123,6 +123,21 @@ export function samplePaths(path: string, n: number): { png: string; wavs: strin
   return { png: `${stem}.png`, wavs: Array.from({ length: n }, (_, i) => `${stem}-${String(i).padStart(digits, '0')}.wav`) };
 }
 
+/**
+ * The rate a run's WAVs are written at: its `data.sample_rate`, from the
+ * WriteContext that every difflab caller of writeSamples passes. A caller
+ * that passes none (plain JavaScript) gets an error rather than WAVs that
+ * play at a guessed speed.
+ */
+export function writeSampleRate(ctx: { readonly data?: { readonly sample_rate?: unknown } } | undefined, path: string): number {
+  const rate = ctx?.data?.sample_rate;
+  if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 1) {
+    const got = ctx === undefined ? 'no context' : `data.sample_rate = ${String(rate)}`;
+    throw new Error(`${path}: the audio writer needs the run's data config (writeSamples(x, path, { data, info }) with an integer data.sample_rate), got ${got}`);
+  }
+  return rate;
+}
+
 export interface AudioSampleOptions extends SpectrogramImageOptions {
   readonly sampleRate: number;
   /** Spectrograms per row (default ceil(sqrt(B))). */

@@ -17,6 +17,7 @@ export const imagePlugin: ModalityPlugin<ImageDataConfig, ImageModelConfig> = {
   modelSchema: imageModelConfigSchema,
   openData: (config, ctx) => openImageData(config, ctx),
   createNetwork: (config, ctx) => createImageNetwork(config, ctx),
+  // The WriteContext is not needed: a grid of [H, W, C] images in [-1, 1] says everything about itself.
   async writeSamples(x, path) {
     const written = await writeImageGrid(x, path);
     return [written.path];
