@@ -14,7 +14,7 @@ import {
   useBackend,
   type RunConfig,
 } from '../../../src/index.js';
-import { toyPlugin } from '../../fixtures/toy-plugin/index.js';
+import { toyPlugin, type ToyData } from '../../fixtures/toy-plugin/index.js';
 import { expectNoTensorLeak } from '../../helpers/tensors.js';
 
 const registry = createDifflab({ plugins: [toyPlugin], builtins: false }).plugins;
@@ -90,6 +90,31 @@ describe('training engine', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/^loss became NaN at step 8; stopped\. The last good checkpoint is .*step-00000005$/);
     expect(loadCheckpoint(latestCheckpointDir(out)!).meta.step).toBe(5);
+  });
+
+  it('the sample hook gets the example info, and the writer its WriteContext', async () => {
+    const out = tmp();
+    const cfg = config({ train: { steps: 4, sample_every: 2 } });
+    const written: string[] = [];
+    await trainRun({
+      config: cfg,
+      plugin: toyPlugin,
+      outDir: out,
+      log: quiet,
+      onSample: async (step, weights, info) => {
+        expect(info).toEqual({ exampleShape: [2], numClasses: 2 });
+        const model = loadModel(toyPlugin, cfg, info, weights);
+        const r = generate(model, { n: 3, seed: 1, sample: { steps: 2 } });
+        written.push(...(await toyPlugin.writeSamples!(r.x, join(out, `step-${step}.json`), { data: cfg.data as ToyData, info })));
+        r.x.dispose();
+        model.dispose();
+      },
+    });
+    expect(written).toEqual([join(out, 'step-2.json'), join(out, 'step-4.json')]);
+    const file = JSON.parse(readFileSync(written[1]!, 'utf8')) as { points: number[][]; centres: number[][]; exampleShape: number[]; numClasses: number };
+    expect(file.points).toHaveLength(3);
+    expect(file.centres).toEqual([[-2, 0], [2, 0]]);
+    expect([file.exampleShape, file.numClasses]).toEqual([[2], 2]);
   });
 
   it('data-parallel workers give the losses of in-process training', async () => {
