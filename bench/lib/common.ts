@@ -1,5 +1,6 @@
-/** Helpers shared by the side-by-side benchmarks (bench:backend, bench:train-image). */
+/** Helpers shared by the side-by-side benchmarks (bench:backend, bench:train-image, bench:train-audio). */
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HostBatch, StepOptions, StepResult, Trainer } from '../../src/core/parallel/types.js';
@@ -70,4 +71,65 @@ export async function timeTrainerSteps(
     },
     lastLoss: results[results.length - 1]?.loss,
   };
+}
+
+/** The 1-minute load average (what the benchmarks record at the start of each row). */
+export function loadavg1(): number {
+  return loadavg()[0] as number;
+}
+
+/** One kernel's share of a `tf.profile` run: summed kernel time and call count. */
+export interface KernelRow {
+  kernel: string;
+  ms: number;
+  calls: number;
+}
+
+/** A `tf.profile` result grouped by kernel name, slowest first. */
+export function byKernel(info: { kernels: readonly { name: string; kernelTimeMs: unknown }[] }): KernelRow[] {
+  const by = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const e = by.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += ms;
+    e.calls += 1;
+    by.set(k.name, e);
+  }
+  return [...by.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((p, q) => q.ms - p.ms);
+}
+
+/** Prints the top `top` kernels of a profile with their share of the total kernel time. */
+export function printKernels(title: string, prof: readonly KernelRow[] | undefined, top = 8): void {
+  if (!prof) return;
+  const total = prof.reduce((s, k) => s + k.ms, 0);
+  console.log(`${title} (${total.toFixed(0)} ms of kernel time):`);
+  for (const k of prof.slice(0, top)) {
+    console.log(`  ${k.kernel.padEnd(28)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)} %  (${k.calls} calls)`);
+  }
+}
+
+export type TorchRun<J> = { ok: true; json: J } | { ok: false; reason: string };
+
+/**
+ * Runs a bench/torch script with the venv's python and parses the JSON object
+ * on the last line of its stdout; the script's stderr (progress lines) is
+ * passed through. A non-zero exit gives the last line of stderr as the reason.
+ */
+export function runTorchScript<J>(python: string, script: string, args: readonly string[], timeoutMs = 15 * 60_000): TorchRun<J> {
+  const r = spawnSync(python, [join(benchDir, 'torch', script), ...args], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const errLines = (r.stderr ?? '').split('\n').filter((l) => l.trim() && !l.startsWith('USDT:'));
+  for (const l of errLines) if (l.startsWith('  ')) process.stderr.write(`${l}\n`);
+  if (r.status !== 0) {
+    const why = errLines.pop()?.trim() ?? r.error?.message ?? `exit ${r.status ?? r.signal}`;
+    return { ok: false, reason: why };
+  }
+  try {
+    return { ok: true, json: JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as J };
+  } catch (err) {
+    return { ok: false, reason: `${script}: no JSON on the last line of its output (${firstLine(err)})` };
+  }
 }
