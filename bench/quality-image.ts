@@ -205,7 +205,7 @@ async function main(): Promise<void> {
   const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
   const model = loadModel(plugin, config, info, ckpt.ema ?? ckpt.state.weights);
   if (!plugin.featureExtractor || !plugin.writeSamples) throw new Error(`plugin '${plugin.id}' has no feature network or writer`);
-  const extractor = await plugin.featureExtractor(info);
+  const extractor = await plugin.featureExtractor({ ...info, data: config.data });
   const open = (split: 'train' | 'test') =>
     plugin.openData(config.data, { split, baseDir: dirname(args.config), rng: new Rng(0), log: (m) => console.error(m) });
   const reference = await extractReference(extractor, { real: { source: await open('train') }, heldOut: { source: await open('test') } }, { batchSize: 500 });

@@ -1,20 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { dispose as disposeTensors, keep, type Tensor as tfTensor } from '@tensorflow/tfjs';
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
-import { loadRunConfig, parseRunConfig, type RunConfig } from '../core/config/load.js';
-import { dataLikelihood, generate, loadModel, type LoadedModel } from '../core/generate.js';
-import type { AnyModalityPlugin, ExampleInfo } from '../core/plugin.js';
+import { loadRunConfig } from '../core/config/load.js';
+import { dataLikelihood, generate, loadModel } from '../core/generate.js';
 import { evaluateSamples, formatEvaluation } from '../core/metrics/index.js';
 import { Rng } from '../core/random.js';
-import { latestCheckpointDir, loadCheckpoint } from '../core/training/checkpoint.js';
 import { trainRun } from '../core/training/engine.js';
 import { writeFileAtomic } from '../core/io/atomic.js';
 import { createDifflab } from '../container.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerDatasetsCommand } from './datasets-command.js';
+import { backendFor, exampleInfo, nonNegativeInt, openRun, positiveInt } from './run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -180,10 +179,7 @@ export function buildProgram(): Command {
         const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         try {
           if (!plugin.featureExtractor) throw new Error(`the '${plugin.id}' plugin has no feature network for metrics`);
-          const extractor = await plugin.featureExtractor(
-            { exampleShape: model.exampleShape, ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}) },
-            opts.features,
-          );
+          const extractor = await plugin.featureExtractor({ ...exampleInfo(model), data: config.data }, opts.features);
           const open = (split: 'train' | 'test') =>
             plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log: (m) => process.stderr.write(`${m}\n`) });
           const [train, test] = [await open('train'), await open('test')];
@@ -312,50 +308,6 @@ function sliceFirst(t: tfTensor): tfTensor {
 function tfDispose(batch: { x: { dispose(): void }; labels?: { dispose(): void } }): void {
   batch.x.dispose();
   batch.labels?.dispose();
-}
-
-/** Loads a run's latest checkpoint and rebuilds its model on the chosen backend. */
-async function openRun(
-  program: Command,
-  runDir: string,
-  ema: boolean,
-): Promise<{ plugin: AnyModalityPlugin; model: LoadedModel; config: RunConfig; ckpt: ReturnType<typeof loadCheckpoint>; weightsKind: 'EMA' | 'raw' }> {
-  const difflab = createDifflab();
-  const ckptDir = latestCheckpointDir(runDir);
-  if (!ckptDir) throw new Error(`${runDir}: no checkpoint found (train it first with difflab train)`);
-  const ckpt = loadCheckpoint(ckptDir);
-  const config = parseRunConfig(ckpt.meta.config, join(ckptDir, 'state.json'), difflab.plugins);
-  await selectBackend(backendFor(program, config));
-  const plugin = difflab.plugins.get(config.modality);
-  const useEma = ema && ckpt.ema !== undefined;
-  const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
-  const model = loadModel(plugin, config, info, useEma ? ckpt.ema! : ckpt.state.weights);
-  return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw' };
-}
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
-  return n;
-}
-
-function nonNegativeInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
-  return n;
-}
-
-/** --backend wins over DIFFLAB_BACKEND, which wins over the config's `backend`. */
-function backendFor(program: Command, config: RunConfig): string | undefined {
-  const forced = program.opts<{ backend?: string }>().backend;
-  if (forced) return forced;
-  if (process.env['DIFFLAB_BACKEND']) return undefined;
-  return config.backend === 'auto' ? undefined : config.backend;
-}
-
-/** A loaded model's example shape and class count: the `info` of a WriteContext. */
-function exampleInfo(model: LoadedModel): ExampleInfo {
-  return { exampleShape: model.exampleShape, ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}) };
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {

@@ -105,6 +105,15 @@ export interface WriteContext<DataConfig = unknown> {
   readonly info: ExampleInfo;
 }
 
+/**
+ * What a feature extractor is told about the data it will score: the example
+ * info and the run's validated `data` section (the audio plugin's classifier
+ * resamples from `data.sample_rate` to its own rate, for instance).
+ */
+export interface FeatureContext<DataConfig = unknown> extends ExampleInfo {
+  readonly data: DataConfig;
+}
+
 export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
   /** Stable id used by configs (`modality: image`). */
   readonly id: string;
@@ -133,7 +142,7 @@ export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
    * (FD, KID, IS) for data of this shape; `model` names a user-supplied one
    * (e.g. an Inception-v3 in tfjs format) instead of the built-in default.
    */
-  featureExtractor?(info: ExampleInfo, model?: string): Promise<FeatureExtractor>;
+  featureExtractor?(info: FeatureContext<DataConfig>, model?: string): Promise<FeatureExtractor>;
 }
 
 /** Any plugin, whatever its config types (for collections). */

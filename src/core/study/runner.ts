@@ -7,7 +7,7 @@ import { evaluateSamples, type EvaluationReference } from '../metrics/evaluate.j
 import { extractFeatures } from '../metrics/extract.js';
 import type { FeatureExtractor, FeatureSet } from '../metrics/types.js';
 import type { NamedHostTensor } from '../parallel/types.js';
-import type { AnyModalityPlugin, PluginRegistry } from '../plugin.js';
+import type { AnyModalityPlugin, FeatureContext, PluginRegistry } from '../plugin.js';
 import { Rng } from '../random.js';
 import { trainRun, TrainingError } from '../training/engine.js';
 import { readResults, RESULTS_VERSION, writeResults, type CellResult, type LossPoint, type SamplingResult, type StudyResults, type TrainingEval } from './results.js';
@@ -130,7 +130,7 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
   // Feature extractors and reference features, shared by the cells with the same data.
   const extractors = new Map<string, Promise<FeatureExtractor | undefined>>();
   const references = new Map<string, Promise<EvaluationReference>>();
-  const extractorFor = (info: { exampleShape: readonly number[]; numClasses?: number }) => {
+  const extractorFor = (info: FeatureContext) => {
     const key = JSON.stringify(info);
     if (!extractors.has(key)) extractors.set(key, plugin.featureExtractor ? plugin.featureExtractor(info, deps.featureModel) : Promise.resolve(undefined));
     return extractors.get(key)!;
@@ -212,7 +212,7 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
     rmSync(runDir, { recursive: true, force: true });
     const trainData = await plugin.openData(cell.config.data, { split: 'train', baseDir: study.baseDir, rng: new Rng(cell.config.seed), log });
     const info = { exampleShape: [...trainData.exampleShape], ...(trainData.numClasses !== undefined ? { numClasses: trainData.numClasses } : {}) };
-    const extractor = study.sampling.length > 0 || study.bench.eval_every ? await extractorFor(info) : undefined;
+    const extractor = study.sampling.length > 0 || study.bench.eval_every ? await extractorFor({ ...info, data: cell.config.data }) : undefined;
     const total = cell.config.train.steps;
     const duringSpec = { sampler: cell.config.sample.sampler, steps: cell.config.sample.steps };
 
