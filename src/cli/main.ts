@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../core/io/atomic.js';
 import { createDifflab } from '../container.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerDatasetsCommand } from './datasets-command.js';
+import { registerDenoiseCommand } from './denoise-command.js';
 import { backendFor, exampleInfo, nonNegativeInt, openRun, positiveInt } from './run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -285,6 +286,7 @@ export function buildProgram(): Command {
       }
     });
 
+  registerDenoiseCommand(program);
   registerBenchCommand(program);
   registerDatasetsCommand(program);
 

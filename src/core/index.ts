@@ -23,4 +23,5 @@ export * from './training/checkpoint.js';
 export * from './training/diffusion-model.js';
 export * from './training/engine.js';
 export * from './generate.js';
+export * from './denoise.js';
 export * from './study/index.js';
