@@ -25,9 +25,11 @@
  * fewer steps than the config: smoke runs), --n N (1000 samples each),
  * --diffusers-steps K (100 DDPMScheduler steps; its pipeline default is 1000,
  * which would take about an hour for 1000 samples here), --run-dir DIR
- * (runs/bench/quality-image), --reuse (keep a finished difflab run in
- * DIR/difflab and its measured wall-clock instead of retraining),
- * --skip-diffusers, --out FILE.
+ * (runs/bench/quality-image), --reuse (keep what a previous run left in
+ * DIR: the difflab run and its measured wall-clock, difflab's samples, the
+ * diffusers results; only the missing parts are computed), --equal-steps
+ * (also train diffusers for exactly difflab's number of steps: separates the
+ * recipe from the speed), --skip-diffusers, --out FILE.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawn, spawnSync } from 'node:child_process';
@@ -56,8 +58,11 @@ interface Args {
   runDir: string;
   reuse: boolean;
   skipDiffusers: boolean;
+  equalSteps: boolean;
   out: string;
 }
+
+type DiffusersRun = { result: DiffusersResult; samples: Float32Array } | { error: string };
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
@@ -67,6 +72,7 @@ function parseArgs(argv: string[]): Args {
     runDir: join(root, 'runs/bench/quality-image'),
     reuse: false,
     skipDiffusers: false,
+    equalSteps: false,
     out: join(root, 'bench/results/quality-image.json'),
   };
   const int = (flag: string, v: string | undefined): number => {
@@ -88,6 +94,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--run-dir') a.runDir = resolve(next());
     else if (f === '--reuse') a.reuse = true;
     else if (f === '--skip-diffusers') a.skipDiffusers = true;
+    else if (f === '--equal-steps') a.equalSteps = true;
     else if (f === '--out') a.out = resolve(next());
     else throw new Error(`bench:quality-image: unknown flag '${f}'`);
   }
@@ -169,32 +176,32 @@ async function main(): Promise<void> {
     writeFileAtomic(timingFile, `${JSON.stringify({ seconds: trainSeconds })}\n`);
   }
 
-  // 2. diffusers, same wall-clock.
-  let diffusers: DiffusersResult | undefined;
-  let diffusersSamples: Float32Array | undefined;
-  let diffusersError: string | undefined = py.ok ? undefined : py.reason;
-  if (py.ok) {
-    const outDir = join(args.runDir, 'diffusers');
-    rmSync(outDir, { recursive: true, force: true });
-    const data = userConfig.data as { format?: string; path?: string };
-    if (data.format !== 'idx' || !data.path) throw new Error(`${args.config}: data must be Fashion-MNIST IDX files (format: idx) for the diffusers side`);
-    const dataDir = resolveDataPath(data.path, dirname(args.config), root);
+  // 2. diffusers: the same wall-clock; with --equal-steps also the same number of steps as difflab.
+  const data = userConfig.data as { format?: string; path?: string };
+  const runDiffusers = async (name: string, limits: string[]): Promise<DiffusersRun> => {
+    if (!py.ok) return { error: py.reason };
+    const outDir = join(args.runDir, name);
     try {
-      await timed(
-        py.python,
-        [join(root, 'bench/python/diffusers_fashion.py'), '--data', dataDir, '--seconds', trainSeconds.toFixed(1), '--out', outDir, '--n', String(args.n), '--sample-steps', String(args.diffusersSteps)],
-        'diffusers',
-      );
-      diffusers = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8')) as DiffusersResult;
+      if (!(args.reuse && existsSync(join(outDir, 'result.json')) && existsSync(join(outDir, 'samples.f32')))) {
+        rmSync(outDir, { recursive: true, force: true });
+        if (data.format !== 'idx' || !data.path) throw new Error(`${args.config}: data must be Fashion-MNIST IDX files (format: idx) for the diffusers side`);
+        const dataDir = resolveDataPath(data.path, dirname(args.config), root);
+        const argv = [join(root, 'bench/python/diffusers_fashion.py'), '--data', dataDir, ...limits, '--out', outDir, '--n', String(args.n), '--sample-steps', String(args.diffusersSteps)];
+        await timed(py.python, argv, `diffusers (${name})`);
+      } else console.error(`bench:quality-image: reusing ${outDir}`);
+      const result = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8')) as DiffusersResult;
       const buf = readFileSync(join(outDir, 'samples.f32'));
-      diffusersSamples = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+      return { result, samples: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) };
     } catch (e) {
-      diffusersError = firstLine(e);
-      console.error(`bench:quality-image: ${diffusersError}`);
+      console.error(`bench:quality-image: ${firstLine(e)}`);
+      return { error: firstLine(e) };
     }
-  }
+  };
+  const equalTime = await runDiffusers('diffusers', ['--seconds', trainSeconds.toFixed(1)]);
+  const difflabStepsDone = loadCheckpoint(latestCheckpointDir(difflabDir) as string).meta.step;
+  const equalSteps = args.equalSteps ? await runDiffusers('diffusers-equal-steps', ['--seconds', '1e9', '--max-steps', String(difflabStepsDone)]) : undefined;
 
-  // 3. Score both with the same features.
+  // 3. Score every sample set with the same features.
   const difflab = createDifflab();
   const ckptDir = latestCheckpointDir(difflabDir);
   if (!ckptDir) throw new Error(`${difflabDir}: no checkpoint after training`);
@@ -203,71 +210,91 @@ async function main(): Promise<void> {
   const backend = await selectBackend(undefined);
   const plugin = difflab.plugins.get(config.modality);
   const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
-  const model = loadModel(plugin, config, info, ckpt.ema ?? ckpt.state.weights);
   if (!plugin.featureExtractor || !plugin.writeSamples) throw new Error(`plugin '${plugin.id}' has no feature network or writer`);
+  const writeSamples = plugin.writeSamples.bind(plugin);
   const extractor = await plugin.featureExtractor({ ...info, data: config.data });
   const open = (split: 'train' | 'test') =>
     plugin.openData(config.data, { split, baseDir: dirname(args.config), rng: new Rng(0), log: (m) => console.error(m) });
   const reference = await extractReference(extractor, { real: { source: await open('train') }, heldOut: { source: await open('test') } }, { batchSize: 500 });
+  const score = async (x: tf.Tensor, grid: string): Promise<EvaluationReport> => {
+    const r = await evaluateSamples(extractor, x, reference, { batchSize: 100 });
+    const first = x.slice(0, Math.min(64, x.shape[0] as number));
+    await writeSamples(first, grid, { data: config.data, info });
+    first.dispose();
+    return r;
+  };
 
-  const t0 = performance.now();
-  let nfe = 0;
-  let sampler = '';
-  const firstGrid: tf.Tensor[] = [];
-  const difflabReport = await evaluateSamples(
-    extractor,
-    {
-      size: args.n,
-      read: (start, count) => {
-        const r = generate(model, { n: count, seed: 1_000_003 + start });
-        nfe = r.nfe;
-        sampler = r.sampler;
-        if (start === 0) firstGrid.push(r.x.slice(0, Math.min(64, count)));
-        const done = start + count;
-        const rate = done / ((performance.now() - t0) / 1000);
-        console.error(`difflab: sampled ${done}/${args.n}  ${rate.toFixed(2)} samples/s`);
-        return r.x;
-      },
-    },
-    reference,
-    { batchSize: 100 },
-  );
-  const difflabSampleSeconds = (performance.now() - t0) / 1000 - difflabReport.seconds;
+  // difflab's samples are kept beside its run, so --reuse scores them again without resampling.
+  const samplesFile = join(difflabDir, 'bench-samples.f32');
+  const samplesMeta = join(difflabDir, 'bench-samples.json');
+  let meta: { n: number; step: number; sampler: string; nfe: number; seconds: number } | undefined;
+  if (args.reuse && existsSync(samplesFile) && existsSync(samplesMeta)) {
+    const m = JSON.parse(readFileSync(samplesMeta, 'utf8')) as NonNullable<typeof meta>;
+    if (m.n === args.n && m.step === ckpt.meta.step) meta = m;
+  }
+  let difflabX: tf.Tensor;
+  if (meta) {
+    console.error(`bench:quality-image: reusing ${samplesFile}`);
+    const buf = readFileSync(samplesFile);
+    difflabX = tf.tensor(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4), [args.n, ...info.exampleShape]);
+  } else {
+    const model = loadModel(plugin, config, info, ckpt.ema ?? ckpt.state.weights);
+    const t0 = performance.now();
+    const parts: tf.Tensor[] = [];
+    let nfe = 0;
+    let sampler = '';
+    for (let start = 0; start < args.n; start += 100) {
+      const r = generate(model, { n: Math.min(100, args.n - start), seed: 1_000_003 + start });
+      nfe = r.nfe;
+      sampler = r.sampler;
+      parts.push(r.x);
+      const done = start + (r.x.shape[0] as number);
+      console.error(`difflab: sampled ${done}/${args.n}  ${(done / ((performance.now() - t0) / 1000)).toFixed(2)} samples/s`);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    model.dispose();
+    difflabX = tf.concat(parts);
+    tf.dispose(parts);
+    writeFileAtomic(samplesFile, Buffer.from((await difflabX.data()).buffer));
+    meta = { n: args.n, step: ckpt.meta.step, sampler, nfe, seconds };
+    writeFileAtomic(samplesMeta, `${JSON.stringify(meta)}\n`);
+  }
   const gridDifflab = args.out.replace(/\.json$/, '-difflab.png');
-  await plugin.writeSamples(firstGrid[0] as tf.Tensor, gridDifflab, { data: config.data, info });
-  tf.dispose(firstGrid);
-  model.dispose();
-  console.log(`difflab (${config.name ?? args.config}, step ${ckpt.meta.step}, EMA, ${sampler}, ${nfe} NFE):`);
+  const difflabReport = await score(difflabX, gridDifflab);
+  difflabX.dispose();
+  console.log(`difflab (${config.name ?? args.config}, step ${ckpt.meta.step}, EMA, ${meta.sampler}, ${meta.nfe} NFE):`);
   for (const line of formatEvaluation(difflabReport)) console.log(`  ${line}`);
 
-  let diffusersReport: EvaluationReport | undefined;
-  let gridDiffusers: string | undefined;
-  if (diffusersSamples && diffusers) {
-    const shape = [diffusers.n, ...info.exampleShape];
-    const x = tf.tensor(diffusersSamples, shape);
-    diffusersReport = await evaluateSamples(extractor, x, reference, { batchSize: 100 });
-    gridDiffusers = args.out.replace(/\.json$/, '-diffusers.png');
-    const first = x.slice(0, Math.min(64, diffusers.n));
-    await plugin.writeSamples(first, gridDiffusers, { data: config.data, info });
-    tf.dispose([x, first]);
-    console.log(`diffusers (UNet2DModel + DDPMScheduler, ${diffusers.steps} steps, EMA, ${diffusers.sampler}):`);
-    for (const line of formatEvaluation(diffusersReport)) console.log(`  ${line}`);
-  }
+  const scoreDiffusers = async (run: DiffusersRun | undefined, name: string): Promise<Record<string, unknown> | null> => {
+    if (!run) return null;
+    if (!('result' in run)) return { error: run.error };
+    const x = tf.tensor(run.samples, [run.result.n, ...info.exampleShape]);
+    const grid = args.out.replace(/\.json$/, `-${name}.png`);
+    const r = await score(x, grid);
+    x.dispose();
+    console.log(`${name} (UNet2DModel + DDPMScheduler, ${run.result.steps} steps, EMA, ${run.result.sampler}):`);
+    for (const line of formatEvaluation(r)) console.log(`  ${line}`);
+    return { ...run.result, grid, metrics: metricRow(r), report: r };
+  };
+  const diffusers = await scoreDiffusers(equalTime, 'diffusers');
+  const diffusersEqualSteps = await scoreDiffusers(equalSteps, 'diffusers-equal-steps');
+  const m = (x: Record<string, unknown> | null, key: string): number | null =>
+    ((x?.['metrics'] as Record<string, number | null> | undefined)?.[key] ?? null) as number | null;
 
-  const difflabSteps = ckpt.meta.step;
   const summary = {
     budget_seconds: trainSeconds,
     fd_difflab: difflabReport.fd.value,
-    fd_diffusers: diffusersReport?.fd.value ?? null,
+    fd_diffusers: m(diffusers, 'fd'),
     fd_floor: difflabReport.fd.floor,
     kid_difflab: difflabReport.kid.value,
-    kid_diffusers: diffusersReport?.kid.value ?? null,
+    kid_diffusers: m(diffusers, 'kid'),
     kid_floor: difflabReport.kid.floor,
     is_difflab: difflabReport.is?.value ?? null,
-    is_diffusers: diffusersReport?.is?.value ?? null,
+    is_diffusers: m(diffusers, 'is'),
     is_floor: difflabReport.is?.floor ?? null,
-    steps_difflab: difflabSteps,
-    steps_diffusers: diffusers?.steps ?? null,
+    steps_difflab: ckpt.meta.step,
+    steps_diffusers: (diffusers?.['steps'] as number | undefined) ?? null,
+    ...(args.equalSteps ? { fd_diffusers_equal_steps: m(diffusersEqualSteps, 'fd'), is_diffusers_equal_steps: m(diffusersEqualSteps, 'is') } : {}),
     n: args.n,
   };
   const report = {
@@ -284,27 +311,27 @@ async function main(): Promise<void> {
     },
     difflab: {
       config: args.config.startsWith(root) ? args.config.slice(root.length + 1) : args.config,
-      steps: difflabSteps,
+      steps: ckpt.meta.step,
       batch_size: config.train.batch_size,
       train_seconds: trainSeconds,
-      train_steps_per_sec_overall: difflabSteps / trainSeconds,
-      sampler,
-      nfe,
-      sample_seconds: difflabSampleSeconds,
-      samples_per_sec: args.n / difflabSampleSeconds,
+      train_steps_per_sec_overall: ckpt.meta.step / trainSeconds,
+      sampler: meta.sampler,
+      nfe: meta.nfe,
+      sample_seconds: meta.seconds,
+      samples_per_sec: args.n / meta.seconds,
       sampling_cores: 1,
       grid: gridDifflab,
       metrics: metricRow(difflabReport),
       report: difflabReport,
     },
-    diffusers: diffusers
-      ? { ...diffusers, grid: gridDiffusers, metrics: diffusersReport ? metricRow(diffusersReport) : null, report: diffusersReport ?? null }
-      : { error: diffusersError ?? 'not run' },
+    diffusers: diffusers ?? { error: 'not run' },
+    ...(args.equalSteps ? { diffusers_equal_steps: diffusersEqualSteps } : {}),
   };
   writeFileAtomic(args.out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(
-    `\nequal wall-clock ${fmt(trainSeconds, 0)} s: difflab ${difflabSteps} steps, diffusers ${diffusers?.steps ?? '-'} steps` +
-      `\nFD difflab ${fmt(summary.fd_difflab, 3)}  diffusers ${fmt(summary.fd_diffusers, 3)}  floor ${fmt(summary.fd_floor, 3)} (n = ${args.n})`,
+    `\nequal wall-clock ${fmt(trainSeconds, 0)} s: difflab ${ckpt.meta.step} steps, diffusers ${summary.steps_diffusers ?? '-'} steps` +
+      `\nFD difflab ${fmt(summary.fd_difflab, 3)}  diffusers ${fmt(summary.fd_diffusers, 3)}  floor ${fmt(summary.fd_floor, 3)} (n = ${args.n})` +
+      (args.equalSteps ? `\nFD diffusers at difflab's ${ckpt.meta.step} steps: ${fmt(summary.fd_diffusers_equal_steps ?? null, 3)}` : ''),
   );
   console.log('summary:', JSON.stringify(summary));
   console.log(`wrote ${args.out}`);

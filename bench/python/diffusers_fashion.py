@@ -58,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="folder with train-images-idx3-ubyte.gz")
     ap.add_argument("--seconds", type=float, required=True, help="training wall-clock budget, from process start")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps even within the budget (0: no limit)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -88,7 +89,7 @@ def main():
     losses, step, perm, pos = [], 0, torch.randperm(len(data), generator=gen), 0
     t_train = time.monotonic()
     model.train()
-    while time.monotonic() - T_START < args.seconds:
+    while time.monotonic() - T_START < args.seconds and (args.max_steps <= 0 or step < args.max_steps):
         if pos + args.batch > len(data):
             perm, pos = torch.randperm(len(data), generator=gen), 0
         x0 = data[perm[pos : pos + args.batch]]

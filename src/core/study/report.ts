@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeChartPng, type ChartSeries } from './chart.js';
 import type { CellResult, StudyResults } from './results.js';
@@ -39,7 +39,7 @@ export async function writeStudyReport(results: StudyResults, outDir: string): P
   const md: string[] = [
     `# Study: ${results.name}`,
     '',
-    `- bench file: \`${results.benchFile}\`; base config: \`${results.baseFile}\``,
+    `- bench file: \`${shownPath(results.benchFile)}\`; base config: \`${shownPath(results.baseFile)}\``,
     `- modality: \`${results.modality}\`; backend: ${results.backend}`,
     `- budget: ${budget}${b.eval_every ? `; evaluated every ${b.eval_every} steps during training` : ''}`,
     `- evaluation: ${b.eval.n} samples per setting (batches of ${b.eval.batch}, seed ${b.eval.seed})`,
@@ -180,4 +180,10 @@ export async function writeStudyReport(results: StudyResults, outDir: string): P
   const markdown = join(outDir, 'report.md');
   writeFileAtomic(markdown, md.join('\n'));
   return { markdown, charts: charts.map((f) => join(outDir, f)) };
+}
+
+/** A path as the report shows it: relative to the working folder when inside it, so committed reports carry no machine paths. */
+function shownPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') && !isAbsolute(r) ? r : p;
 }
