@@ -142,6 +142,8 @@ export interface AudioSampleOptions extends SpectrogramImageOptions {
   readonly sampleRate: number;
   /** Spectrograms per row (default ceil(sqrt(B))). */
   readonly cols?: number;
+  /** One path per clip for the WAV files, instead of `<stem>-<i>.wav` (e.g. names that say each clip's class). */
+  readonly wavPaths?: readonly string[];
 }
 
 export interface WrittenAudio {
@@ -161,7 +163,9 @@ export interface WrittenAudio {
  */
 export async function writeAudioSamples(x: WaveLike, path: string, opts: AudioSampleOptions): Promise<WrittenAudio> {
   const clips = clipsOf(await toPlain(x), path);
-  const { png, wavs } = samplePaths(path, clips.length);
+  const { png, wavs: numbered } = samplePaths(path, clips.length);
+  if (opts.wavPaths && opts.wavPaths.length !== clips.length) throw new Error(`${path}: ${opts.wavPaths.length} WAV paths for ${clips.length} clips`);
+  const wavs = opts.wavPaths ?? numbered;
   let clipped = 0;
   clips.forEach((c, i) => {
     for (let k = 0; k < c.length; k++) if (c[k]! < -1 || c[k]! >= 1) clipped++;
