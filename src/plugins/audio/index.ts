@@ -1,4 +1,5 @@
 import type { ModalityPlugin } from '../../core/plugin.js';
+import { DIGIT_CLASSIFIER_WEIGHTS, loadDigitClassifier } from './classifier/extractor.js';
 import { audioDataSchema, audioModelSchema, type AudioDataConfig, type AudioModelConfig } from './config.js';
 import { openAudioData } from './data.js';
 import { createAudioNetwork } from './diffwave.js';
@@ -26,6 +27,37 @@ export const audioPlugin: ModalityPlugin<AudioDataConfig, AudioModelConfig> = {
   async writeTrajectory(frames, path) {
     const w = await writeSpectrogramStrip(frames, path);
     return [w.path];
+  },
+  /**
+   * FD and KID on the features, IS, mIS and AM on the softmax of difflab's
+   * FSDD spoken-digit classifier (src/plugins/audio/classifier, committed
+   * with its test accuracy), as DiffWave (Kong et al. 2021,
+   * https://arxiv.org/abs/2009.09761, Table 2) scores SC09 with a
+   * speech-command classifier. `model` names other weights written by
+   * `npm run train:digit-classifier`. The classifier hears 8 kHz audio:
+   * clips at another data.sample_rate are resampled to 8 kHz before it. On
+   * data that are not spoken digits the class scores (IS, mIS, AM) say
+   * little; FD and KID still compare feature statistics.
+   */
+  async featureExtractor(info, model) {
+    const path = model ?? DIGIT_CLASSIFIER_WEIGHTS;
+    if (!path.endsWith('.safetensors')) {
+      throw new Error(`audio: --features takes digit-classifier weights written by 'npm run train:digit-classifier' (a .safetensors file), got '${path}'`);
+    }
+    const inputRate = info.data.sample_rate;
+    const { extractor } = loadDigitClassifier(path, { inputRate });
+    const { minLength, config } = extractor.net;
+    const [length, channels] = info.exampleShape;
+    // The length the classifier sees once resampled to its rate.
+    const heard = length === undefined ? 0 : Math.ceil((length * config.frontEnd.sampleRate) / inputRate);
+    if (info.exampleShape.length !== 2 || channels !== 1 || heard < minLength) {
+      extractor.dispose();
+      throw new Error(
+        `audio: the digit classifier needs clips [L, 1] of at least ${minLength} samples at ${config.frontEnd.sampleRate} Hz ` +
+          `(${Math.ceil((minLength * inputRate) / config.frontEnd.sampleRate)} at this run's ${inputRate} Hz); this run's are [${info.exampleShape.join(', ')}]`,
+      );
+    }
+    return extractor;
   },
 };
 
