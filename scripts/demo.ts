@@ -355,7 +355,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     .option('--n-per-class <n>', 'guided samples written per digit', positiveInt, 2)
     .option('--n-uncond <n>', 'unconditional samples written', nonNegativeInt, 4)
     .option('--steps <n>', "sampler steps (default: the config's sample.steps)", positiveInt)
-    .option('--eval-n <n>', 'guided samples scored (class-balanced)', positiveInt, 100)
+    .option('--eval-n <n>', 'guided samples scored (class-balanced; each costs about 14 s of one core with the demo config)', positiveInt, 50)
     .option('--data <dir>', 'folder of FSDD WAVs (default: the full FSDD when found, else the shipped slice)')
     .exitOverride();
   try {
