@@ -87,8 +87,11 @@ export async function evaluateSamples(
     throw new Error(`evaluateSamples: need at least 2 examples in each set (samples ${gen.n}, real ${real.n}, held-out ${heldAll.n})`);
   }
   const seed = options.seed ?? 0;
+  // The floor set is a seeded random subset (matched to the sample count) or, when all of it is used, a seeded
+  // permutation: IS averages over consecutive splits, and a data set stored sorted by class (FSDD's files are)
+  // would put one class in each split and give an IS floor of ~1.
   const matched = (options.matchFloorSize ?? true) && heldAll.n > gen.n;
-  const held = matched ? selectRows(heldAll, sampleWithoutReplacement(heldAll.n, gen.n, Rng.derive(seed, 0x666c72))) : heldAll;
+  const held = selectRows(heldAll, sampleWithoutReplacement(heldAll.n, matched ? gen.n : heldAll.n, Rng.derive(seed, 0x666c72)));
   const d = extractor.featureDim;
 
   const realStats = gaussianStats(real.features, real.n, d);

@@ -107,6 +107,26 @@ describe('evaluateSamples: every metric beside its real-vs-real floor', () => {
     ex.dispose();
   });
 
+  it('a held-out set stored sorted by class and used whole still gives an honest IS floor (rows are shuffled before the splits)', async () => {
+    const ex = toyExtractor();
+    // Sort the held-out rows by the toy classifier's predicted class, as a data set stored class by class would be.
+    const held = tf.tensor2d(heldOut, [2000, D_IN]);
+    const pred = await tf.tidy(() => tf.argMax(ex.logits!(held), 1)).data();
+    const order = Array.from({ length: 2000 }, (_, i) => i).sort((a, b) => (pred[a] as number) - (pred[b] as number) || a - b);
+    const sorted = Float32Array.from(order.flatMap((r) => Array.from(heldOut.subarray(r * D_IN, (r + 1) * D_IN))));
+    const samples = tf.tensor2d(gaussianData(2000, 0, 7), [2000, D_IN]);
+    const [realT, sortedT] = [tf.tensor2d(real, [3000, D_IN]), tf.tensor2d(sorted, [2000, D_IN])];
+    const onSorted = await evaluateSamples(ex, samples, { real: realT, heldOut: sortedT }, { kid });
+    const onShuffled = await evaluateSamples(ex, samples, { real: realT, heldOut: held }, { kid });
+    expect(onSorted.counts.floor).toBe(2000);
+    // In file order each of the 10 splits would hold one class and score IS ~1; shuffled, the floor matches the unsorted set's.
+    expect(onSorted.is!.floor).toBeGreaterThan(1.5);
+    expect(Math.abs(onSorted.is!.floor - onShuffled.is!.floor)).toBeLessThan(0.1 * onShuffled.is!.floor);
+    expect(onSorted.fd.floor).toBeCloseTo(onShuffled.fd.floor, 6);
+    tf.dispose([held, samples, realT, sortedT]);
+    ex.dispose();
+  });
+
   it('a feature-only extractor reports FD and KID but no classifier scores', async () => {
     const ex = toyExtractor(false);
     const r = await evaluateSamples(ex, tf.tensor2d(gaussianData(100, 0, 6), [100, D_IN]), {
