@@ -48,11 +48,6 @@ export interface RunStudyResult {
   readonly skipped: readonly string[];
 }
 
-/** Thrown from the training hook when a time budget is spent (stops trainRun). */
-class BudgetReached extends Error {
-  override readonly name = 'BudgetReached';
-}
-
 const median = (a: readonly number[]): number => {
   if (a.length === 0) return Number.NaN;
   const s = [...a].sort((x, y) => x - y);
@@ -226,6 +221,7 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
     let winSum = 0;
     let winN = 0;
     let stoppedBy: 'steps' | 'seconds' = 'steps';
+    let stopNow = false;
     let finalWeights: NamedHostTensor[] | undefined;
     let failure: string | undefined;
     const flush = () => {
@@ -265,17 +261,18 @@ export async function runStudy(study: Study, deps: StudyDeps): Promise<RunStudyR
             evalSec += (now() - t0) / 1000;
           }
           if (last) finalWeights = weights.map((t) => ({ ...t, data: t.data.slice() }));
-          if (spent && step < total) throw new BudgetReached(`time budget of ${budget.seconds} s reached at step ${step}`);
+          if (spent && step < total) stopNow = true;
         },
+        // The engine checkpoints the step it stops at, so a cell cut by the time budget keeps its final model.
+        shouldStop: () => stopNow,
       });
       workers = r.workers;
+      if (stopNow) stoppedBy = 'seconds';
     } catch (err) {
       if (err instanceof TrainingError) {
         // A diverging cell is a result of the study (e.g. a schedule that does not train): record it, go on.
         failure = err.message.split('\n')[0]!;
         log(`bench: ${tag}: training failed: ${failure}`);
-      } else if (err instanceof BudgetReached) {
-        stoppedBy = 'seconds';
       } else {
         throw err;
       }

@@ -43,6 +43,12 @@ export interface TrainRunOptions {
    * and give writers their WriteContext).
    */
   readonly onSample?: (step: number, weights: readonly NamedHostTensor[], info: ExampleInfo) => Promise<void>;
+  /**
+   * Asked after every step (after its sample hook): true ends the run there,
+   * with a checkpoint at that step, so a run stopped early (e.g. by a
+   * wall-clock budget) can be resumed and sampled like any other.
+   */
+  readonly shouldStop?: (step: number) => boolean;
 }
 
 export interface StepMetrics {
@@ -277,9 +283,15 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         windowSteps = 0;
         lossSum = 0;
       }
-      if (done % config.train.checkpoint_every === 0 || done === total) lastCheckpoint = await save(done, r.loss);
+      const checkpointed = done % config.train.checkpoint_every === 0 || done === total;
+      if (checkpointed) lastCheckpoint = await save(done, r.loss);
       if (opts.onSample && config.train.sample_every > 0 && done % config.train.sample_every === 0) {
         await opts.onSample(done, ema ?? (await trainer.getWeights()), exampleInfo);
+      }
+      if (done < total && opts.shouldStop?.(done)) {
+        if (!checkpointed) lastCheckpoint = await save(done, r.loss);
+        log(`stopped at step ${done} of ${total}; checkpoint ${lastCheckpoint}`);
+        return { outDir, steps: done, lastLoss, checkpoint: lastCheckpoint, workers };
       }
     }
     if (start >= total) log(`nothing to do: the run is already at step ${start} of ${total}`);

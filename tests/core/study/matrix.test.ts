@@ -185,16 +185,16 @@ budget: { steps: 5 }
 
 describe('the shipped bench files', () => {
   const builtins = createDifflab().plugins;
-  it('configs/studies/schedules.yaml: linear, cosine, geometric and EDM schedules of fashion-unet, 400 steps each', () => {
+  it('configs/studies/schedules.yaml: linear, cosine, geometric and EDM schedules of fashion-unet, 300 steps each', () => {
     const s = loadStudy('configs/studies/schedules.yaml', builtins);
     expect(s.cells.map((c) => c.config.diffusion.schedule.type)).toEqual(['linear', 'cosine', 'geometric', 'edm']);
-    expect(s.cells.every((c) => c.config.modality === 'image' && c.config.train.steps === 400 && c.config.diffusion.parametrization.type === 'epsilon')).toBe(true);
+    expect(s.cells.every((c) => c.config.modality === 'image' && c.config.train.steps === 300 && c.config.diffusion.parametrization.type === 'epsilon')).toBe(true);
     expect(s.sampling).toHaveLength(9);
   });
   it('configs/studies/unet-vs-resnet.yaml: the two architectures with the same training wall-clock', () => {
     const s = loadStudy('configs/studies/unet-vs-resnet.yaml', builtins);
     expect(s.cells.map((c) => (c.config.model as { arch: string }).arch)).toEqual(['unet', 'resnet']);
-    expect(s.bench.budget).toEqual({ seconds: 1000 });
+    expect(s.bench.budget).toEqual({ seconds: 800 });
     expect(s.sampling).toHaveLength(6);
   });
 });

@@ -242,6 +242,10 @@ out: OUT
     expect(c.train.steps).toBeGreaterThan(1);
     expect(c.train.steps).toBeLessThan(1000);
     expect(c.sampling).toHaveLength(1);
-    expect(readFileSync(join(results.cells.length ? loadStudy(file, plainRegistry).out : '', 'report.md'), 'utf8')).toContain('| time budget |');
+    // The cell keeps a checkpoint at the step the budget stopped it (to resume or sample its final model).
+    const out = loadStudy(file, plainRegistry).out;
+    const latest = JSON.parse(readFileSync(join(out, c.runDir, 'checkpoints', 'latest.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.stringify(latest)).toContain(String(c.train.steps).padStart(8, '0'));
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| time budget |');
   });
 });
