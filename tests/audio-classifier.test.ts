@@ -177,13 +177,13 @@ describe.skipIf(!haveFsdd)('digit classifier on real FSDD clips', () => {
     const sorted = await evaluateSamples(extractor, testF, { real: testF, heldOut: testF }, { kid: { subsets: 2 } });
     expect(sorted.is!.value).toBeLessThan(1.5);
     const mixed = selectRows(testF, new Rng(1).shuffle([...Array(testF.n).keys()]));
-    // The test set scored as "samples" against itself: value and floor are the same computation, FD is 0.
+    // The test set scored as "samples" against itself: FD is 0, and so is the floor (the same rows, in a seeded order).
     const self = await expectNoTensorLeak(() => evaluateSamples(extractor, mixed, { real: mixed, heldOut: mixed }, { kid: { subsets: 10 } }), 'evaluateSamples');
     const trS = gaussianStats(testF.features, testF.n, testF.featureDim);
     let trace = 0;
     for (let j = 0; j < testF.featureDim; j++) trace += trS.cov[j * testF.featureDim + j]!;
     expect(Math.abs(self.fd.value)).toBeLessThan(1e-6 * trace);
-    expect(self.fd.floor).toBe(self.fd.value);
+    expect(Math.abs(self.fd.floor)).toBeLessThan(1e-6 * trace);
     // IS of 10 splits of 30 clips of 10 balanced digits: close to 10 when the classifier is confident and right.
     expect(self.is!.floor).toBeGreaterThan(6);
     expect(self.is!.floor).toBeLessThanOrEqual(10);
