@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { formatIssues } from '../../core/config/load.js';
 import { NoiseEmbedding } from '../../core/nn/embeddings.js';
 import { Conv1d, Embedding, Linear, silu } from '../../core/nn/layers.js';
-import { ParamStore, type NamedVariable, type Scope } from '../../core/nn/module.js';
+import type { Scope } from '../../core/nn/module.js';
+import { conditioningClasses, Network } from '../../core/nn/network.js';
 import type { DenoiserNetwork, NetworkContext } from '../../core/plugin.js';
 import type { Conditioning } from '../../core/types.js';
 import { audioModelSchema, type AudioModelConfig, type AudioModelConfigInput, type DiffWaveConfig } from './config.js';
@@ -35,10 +36,11 @@ import { audioModelSchema, type AudioModelConfig, type AudioModelConfigInput, ty
  *
  * 1x1 convolutions are Linear layers on [B*T, C] (the same map; a plain
  * matMul with difflab's fast gradient on wasm). The network is fully
- * convolutional: any T works, not only the T it was built for.
+ * convolutional: any T works, not only the T it was built for. It has no
+ * train-only behaviour (no dropout): `setTraining` (from core's `Network`,
+ * with the variable accessors) only records the mode.
  */
-export class DiffWave implements DenoiserNetwork {
-  readonly store: ParamStore;
+export class DiffWave extends Network implements DenoiserNetwork {
   readonly exampleShape: readonly [number, 1];
   readonly numClasses: number | undefined;
   readonly inputProjection: Linear;
@@ -47,29 +49,26 @@ export class DiffWave implements DenoiserNetwork {
   readonly layers: readonly ResidualLayer[];
   readonly skipProjection: Linear;
   readonly outputProjection: Linear;
-  private isTraining = true;
 
   constructor(
     readonly config: DiffWaveConfig,
     ctx: NetworkContext,
   ) {
+    // Checked before the store exists (it takes its root name on creation).
     const s = ctx.exampleShape;
     if (s.length !== 2 || s[1] !== 1 || !Number.isInteger(s[0]) || (s[0] as number) < 1) {
       throw new Error(`diffwave: example shape must be [length, 1] (mono waveforms), got [${s.join(', ')}]`);
     }
+    const numClasses = conditioningClasses(
+      config.class_conditional,
+      ctx.numClasses,
+      'diffwave: class_conditional needs a data source with labels (set data.labels; numClasses is not known)',
+    );
+    super('diffwave');
     this.exampleShape = [s[0] as number, 1];
-    if (config.class_conditional) {
-      const n = ctx.numClasses;
-      if (n === undefined || !Number.isInteger(n) || n < 1) {
-        throw new Error('diffwave: class_conditional needs a data source with labels (set data.labels; numClasses is not known)');
-      }
-      this.numClasses = n;
-    } else {
-      this.numClasses = undefined;
-    }
-    this.store = new ParamStore('diffwave');
+    this.numClasses = numClasses;
     try {
-      const root = this.store.scope(ctx.rng);
+      const root = this.scope(ctx.rng);
       const C = config.residual_channels;
       const hidden = config.embedding_hidden;
       this.inputProjection = new Linear(root.child('input_projection'), 1, C);
@@ -94,22 +93,6 @@ export class DiffWave implements DenoiserNetwork {
     }
   }
 
-  get variables(): tf.Variable[] {
-    return this.store.variables;
-  }
-
-  get buffers(): tf.Variable[] {
-    return this.store.buffers;
-  }
-
-  named(): NamedVariable[] {
-    return this.store.named();
-  }
-
-  parameterCount(): number {
-    return this.store.parameterCount();
-  }
-
   /** Samples of context each output sample sees: 1 + (k - 1) * sum of the dilations. */
   get receptiveField(): number {
     return 1 + this.layers.reduce((n, l) => n + (this.config.kernel_size - 1) * l.dilation, 0);
@@ -118,15 +101,6 @@ export class DiffWave implements DenoiserNetwork {
   /** The null class id (classifier-free guidance's "unconditional"). */
   get nullClass(): number | undefined {
     return this.numClasses;
-  }
-
-  get training(): boolean {
-    return this.isTraining;
-  }
-
-  /** DiffWave has no train-only behaviour (no dropout); kept for the DenoiserNetwork contract. */
-  setTraining(on: boolean): void {
-    this.isTraining = on;
   }
 
   apply(x: tf.Tensor, cNoise: tf.Tensor1D, cond?: Conditioning): tf.Tensor {
@@ -158,10 +132,6 @@ export class DiffWave implements DenoiserNetwork {
       const s = tf.mul(skips!, 1 / Math.sqrt(this.layers.length));
       return this.outputProjection.apply(tf.relu(this.skipProjection.apply(s)));
     });
-  }
-
-  dispose(): void {
-    this.store.dispose();
   }
 }
 

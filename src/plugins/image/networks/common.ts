@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { NoiseEmbedding } from '../../../core/nn/embeddings.js';
 import { Embedding } from '../../../core/nn/layers.js';
-import { ParamStore, type NamedVariable, type Scope } from '../../../core/nn/module.js';
+import type { NamedVariable } from '../../../core/nn/module.js';
+import { conditioningClasses, Network } from '../../../core/nn/network.js';
 import type { DenoiserNetwork, NetworkContext } from '../../../core/plugin.js';
 import type { Rng } from '../../../core/random.js';
 import type { Conditioning } from '../../../core/types.js';
@@ -40,10 +41,10 @@ export function imageShape(ctx: NetworkContext): [number, number, number] {
  * c_noise -> Linear -> SiLU -> Linear, DDPM's `temb`), the optional class
  * embedding with a null class for classifier-free guidance (Ho & Salimans
  * 2022, https://arxiv.org/abs/2207.12598; added to the noise embedding as
- * in improved DDPM's `label_emb`), input checks, and the variable store.
+ * in improved DDPM's `label_emb`) and input checks; the variable store and
+ * its accessors come from core's `Network`.
  */
-export abstract class ImageDenoiserBase implements ImageDenoiserNetwork {
-  readonly store: ParamStore;
+export abstract class ImageDenoiserBase extends Network implements ImageDenoiserNetwork {
   readonly exampleShape: readonly [number, number, number];
   readonly numClasses: number | undefined;
   readonly embDim: number;
@@ -51,27 +52,25 @@ export abstract class ImageDenoiserBase implements ImageDenoiserNetwork {
   protected readonly labelEmb: Embedding | undefined;
   /** Set by the subclass constructor, after the weights: dropout masks. */
   protected dropoutRng!: Rng;
-  private isTraining = true;
 
   constructor(
     name: string,
     readonly config: ImageModelConfig,
     ctx: NetworkContext,
   ) {
-    this.exampleShape = imageShape(ctx);
-    if (config.class_conditional) {
-      const n = ctx.numClasses;
-      if (n === undefined || !Number.isInteger(n) || n < 1) {
-        throw new Error('image network: class_conditional needs a data source with labels (numClasses is not known)');
-      }
-      this.numClasses = n;
-    } else {
-      this.numClasses = undefined;
-    }
-    this.store = new ParamStore(name);
+    // Checked before the store exists (it takes its root name on creation).
+    const exampleShape = imageShape(ctx);
+    const numClasses = conditioningClasses(
+      config.class_conditional,
+      ctx.numClasses,
+      'image network: class_conditional needs a data source with labels (numClasses is not known)',
+    );
+    super(name);
+    this.exampleShape = exampleShape;
+    this.numClasses = numClasses;
     this.embDim = 4 * config.channels;
     try {
-      const root = this.store.scope(ctx.rng);
+      const root = this.scope(ctx.rng);
       this.noiseEmb = new NoiseEmbedding(root.child('noise_emb'), {
         kind: config.noise_embedding,
         dim: config.channels,
@@ -84,35 +83,6 @@ export abstract class ImageDenoiserBase implements ImageDenoiserNetwork {
       this.store.dispose();
       throw err;
     }
-  }
-
-  /** The root scope for the subclass's layers. */
-  protected scope(ctx: NetworkContext): Scope {
-    return this.store.scope(ctx.rng);
-  }
-
-  get variables(): tf.Variable[] {
-    return this.store.variables;
-  }
-
-  get buffers(): tf.Variable[] {
-    return this.store.buffers;
-  }
-
-  named(): NamedVariable[] {
-    return this.store.named();
-  }
-
-  parameterCount(): number {
-    return this.store.parameterCount();
-  }
-
-  get training(): boolean {
-    return this.isTraining;
-  }
-
-  setTraining(on: boolean): void {
-    this.isTraining = on;
   }
 
   /** The null class id (classifier-free guidance's "unconditional"). */
@@ -141,14 +111,10 @@ export abstract class ImageDenoiserBase implements ImageDenoiserNetwork {
       }
       // Every block adds Linear(SiLU(emb)) (DDPM applies the nonlinearity in each block; once is the same).
       const embAct = tf.mul(emb, tf.sigmoid(emb)) as tf.Tensor2D;
-      return this.forward(x as tf.Tensor4D, embAct, { training: this.isTraining, rng: this.dropoutRng });
+      return this.forward(x as tf.Tensor4D, embAct, { training: this.training, rng: this.dropoutRng });
     });
   }
 
   /** The architecture: x [B, H, W, C] and SiLU(emb) [B, 4 * channels] -> [B, H, W, C]. */
   protected abstract forward(x: tf.Tensor4D, embAct: tf.Tensor2D, ctx: BlockContext): tf.Tensor4D;
-
-  dispose(): void {
-    this.store.dispose();
-  }
 }

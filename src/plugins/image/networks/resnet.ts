@@ -31,7 +31,7 @@ export class ResNetDenoiser extends ImageDenoiserBase {
     try {
       const c = this.exampleShape[2];
       const ch = config.channels;
-      const root = this.scope(ctx);
+      const root = this.scope(ctx.rng);
       const attnAt = new Set(config.attention_blocks);
       this.convIn = new Conv2d(root.child('conv_in'), c, ch, { kernel: 3 });
       for (let i = 0; i < config.num_blocks; i++) {

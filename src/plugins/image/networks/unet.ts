@@ -64,7 +64,7 @@ export class UNet extends ImageDenoiserBase {
         }
       }
 
-      const root = this.scope(ctx);
+      const root = this.scope(ctx.rng);
       this.convIn = new Conv2d(root.child('conv_in'), c, config.channels, { kernel: 3 });
       let ch = config.channels;
       const skips: number[] = [ch];
