@@ -46,7 +46,7 @@ import { audioPlugin, writeAudioSamples, type AudioDataConfig, type AudioModelCo
 import type { SampleJob, SampleTask, WorkerMessage } from './demo-worker.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CONFIG = join(ROOT, 'configs', 'audio-fsdd-demo.yaml');
+const DEFAULT_CONFIG = join(ROOT, 'configs', 'audio-fsdd-demo.yaml');
 
 export interface DemoData {
   /** Absolute folder of WAV files. */
@@ -90,6 +90,7 @@ interface DemoOptions {
   steps?: number;
   evalN: number;
   data?: string;
+  config?: string;
 }
 
 function positiveInt(v: string): number {
@@ -171,15 +172,16 @@ async function sampleInWorkers(job: Omit<SampleJob, 'tasks'>, tasks: readonly Sa
 
 async function demo(opts: DemoOptions): Promise<void> {
   const tStart = Date.now();
+  const configFile = opts.config !== undefined ? resolve(opts.config) : DEFAULT_CONFIG;
   const difflab = createDifflab();
-  const base = loadRunConfig(CONFIG, difflab.plugins) as RunConfig<AudioDataConfig, AudioModelConfig>;
+  const base = loadRunConfig(configFile, difflab.plugins) as RunConfig<AudioDataConfig, AudioModelConfig>;
   const data = chooseDemoData(ROOT, base.data.path, opts.data);
   const config: RunConfig<AudioDataConfig, AudioModelConfig> = { ...base, data: { ...base.data, path: data.path } };
   const outDir = resolve(opts.out ?? join(ROOT, 'runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
   if (listCheckpoints(outDir).length > 0) throw new Error(`${outDir} already holds a trained run; choose another --out`);
   const backend = await selectBackend(process.env['DIFFLAB_BACKEND'] || base.backend === 'auto' ? undefined : base.backend);
   const steps = Math.min(config.train.steps, opts.maxSteps ?? Infinity);
-  log(`difflab demo: ${rel(CONFIG)} -> ${rel(outDir)}`);
+  log(`difflab demo: ${rel(configFile)} -> ${rel(outDir)}`);
   log(`data: ${rel(data.path)} (${data.why})`);
   log(`backend: ${backend.name} (${backend.chosenBecause})`);
 
@@ -190,8 +192,8 @@ async function demo(opts: DemoOptions): Promise<void> {
     config,
     plugin: audioPlugin,
     outDir,
-    configFile: CONFIG,
-    baseDir: dirname(CONFIG),
+    configFile,
+    baseDir: dirname(configFile),
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     log,
     onSample: async (step, weights, info) => {
@@ -288,13 +290,20 @@ async function demo(opts: DemoOptions): Promise<void> {
       }
     }
     if (extractor) {
-      const open = (split: 'train' | 'test') => audioPlugin.openData(config.data, { split, baseDir: dirname(CONFIG), rng: new Rng(config.seed), log });
+      const open = (split: 'train' | 'test') => audioPlugin.openData(config.data, { split, baseDir: dirname(configFile), rng: new Rng(config.seed), log });
       const [train, test] = [await open('train'), await open('test')];
       const n = evalSet.shape[0]!;
       log(`scoring ${n} ${classes !== undefined ? 'guided, class-balanced' : 'unconditional'} samples against ${train.size} training clips (floor: as many test clips against the same)`);
       // IS over splits of at least 10 samples (its customary 10 splits assume tens of thousands).
       const isSplits = Math.max(1, Math.min(10, Math.floor(n / 10)));
-      report = await evaluateSamples(extractor, evalSet, { real: { source: train }, heldOut: { source: test } }, { batchSize: 50, seed: config.seed, isSplits });
+      // Guided samples come digit by digit (perClass of each): the classifier's verdict is checked against them.
+      const sampleLabels = classes !== undefined ? Array.from({ length: n }, (_, i) => Math.floor(i / perClass)) : undefined;
+      report = await evaluateSamples(
+        extractor,
+        evalSet,
+        { real: { source: train }, heldOut: { source: test } },
+        { batchSize: 50, seed: config.seed, isSplits, ...(sampleLabels ? { sampleLabels } : {}) },
+      );
       for (const line of formatEvaluation(report)) log(`  ${line}`);
     } else {
       log(`metrics skipped: ${skipped}`);
@@ -308,7 +317,7 @@ async function demo(opts: DemoOptions): Promise<void> {
     evaluationFile,
     `${JSON.stringify(
       {
-        config: CONFIG,
+        config: configFile,
         data: { path: data.path, why: data.why },
         backend: backend.name,
         checkpoint: ckptDir,
@@ -340,7 +349,10 @@ async function demo(opts: DemoOptions): Promise<void> {
     lines.push(`                 ${written.digits.wavs.length} WAVs: ${rel(join(samplesDir, 'digit-<digit>-<k>.wav'))}`);
   }
   if (written.uncond) lines.push(`  unconditional  ${rel(written.uncond[0]!)} + ${written.uncond.length - 1} WAVs`);
-  lines.push(`  metrics        ${rel(evaluationFile)}${report ? ` (FD ${report.fd.value.toFixed(3)}, floor ${report.fd.floor.toFixed(3)})` : ` (skipped: ${skipped})`}`);
+  const accuracy = report?.classAccuracy
+    ? `; the classifier hears the requested digit in ${(100 * report.classAccuracy.value).toFixed(0)} % of them (real clips: ${(100 * report.classAccuracy.floor).toFixed(0)} %)`
+    : '';
+  lines.push(`  metrics        ${rel(evaluationFile)}${report ? ` (FD ${report.fd.value.toFixed(3)}, floor ${report.fd.floor.toFixed(3)}${accuracy})` : ` (skipped: ${skipped})`}`);
   lines.push(`next: npx difflab sample ${rel(outDir)} --class 7 --guidance ${guidance} --n 4`);
   lines.push(`      npx difflab denoise ${rel(outDir)} --in noisy.wav --out clean.wav`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -357,6 +369,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     .option('--steps <n>', "sampler steps (default: the config's sample.steps)", positiveInt)
     .option('--eval-n <n>', 'guided samples scored (class-balanced; each costs about 14 s of one core with the demo config)', positiveInt, 50)
     .option('--data <dir>', 'folder of FSDD WAVs (default: the full FSDD when found, else the shipped slice)')
+    .option('--config <file>', 'an audio run config to use instead of configs/audio-fsdd-demo.yaml')
     .exitOverride();
   try {
     program.parse([...argv]);

@@ -1,7 +1,7 @@
 import { Rng } from '../random.js';
 import { extractFeatures, selectRows, type ExampleInput, type ExtractOptions } from './extract.js';
 import { frechetDistance, gaussianStats } from './frechet.js';
-import { amScore, classMarginal, inceptionScore, modifiedInceptionScore } from './inception.js';
+import { amScore, classAccuracy, classMarginal, inceptionScore, modifiedInceptionScore } from './inception.js';
 import { kernelInceptionDistance, sampleWithoutReplacement, type KidOptions } from './kid.js';
 import type { FeatureExtractor, FeatureSet } from './types.js';
 
@@ -36,6 +36,11 @@ export interface EvaluateOptions extends ExtractOptions {
   readonly matchFloorSize?: boolean;
   /** Seed of the floor subset and of KID's subsets (default 0). */
   readonly seed?: number;
+  /**
+   * The class each sample was generated for (class-conditional sampling).
+   * Adds `classAccuracy`; the held-out reference must then have labels.
+   */
+  readonly sampleLabels?: ArrayLike<number>;
 }
 
 export interface MetricWithFloor {
@@ -62,6 +67,12 @@ export interface EvaluationReport {
   readonly mis?: MetricWithFloor & { readonly splits: number };
   /** AM score against the real data's class marginal (lower is better). Classifiers only. */
   readonly am?: MetricWithFloor & { readonly marginalKl: number; readonly meanEntropy: number };
+  /**
+   * Class-conditional samples only (`sampleLabels`): the fraction the
+   * classifier assigns to the class they were generated for (higher is
+   * better; the floor is its accuracy on the held-out real data).
+   */
+  readonly classAccuracy?: MetricWithFloor;
   readonly seconds: number;
 }
 
@@ -134,6 +145,12 @@ export async function evaluateSamples(
     const am = amScore(gen.logProbs, gen.n, c, marginal);
     const amFloor = amScore(held.logProbs, held.n, c, marginal);
     report.am = { value: am.value, floor: amFloor.value, marginalKl: am.marginalKl, meanEntropy: am.meanEntropy };
+    if (options.sampleLabels) {
+      if (!held.labels) throw new Error('evaluateSamples: sampleLabels given, but the held-out reference has no labels to compute the accuracy floor with');
+      report.classAccuracy = { value: classAccuracy(gen.logProbs, gen.n, c, options.sampleLabels), floor: classAccuracy(held.logProbs, held.n, c, held.labels) };
+    }
+  } else if (options.sampleLabels) {
+    throw new Error(`evaluateSamples: sampleLabels given, but extractor '${extractor.id}' does not classify`);
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;
@@ -151,5 +168,6 @@ export function formatEvaluation(r: EvaluationReport): string[] {
   if (r.is) lines.push(`IS   ${pm(r.is.value, r.is.std)}   (real data ${pm(r.is.floor, r.is.floorStd)}; ${r.is.splits} splits)`);
   if (r.mis) lines.push(`mIS  ${pm(r.mis.value, r.mis.std)}   (real data ${pm(r.mis.floor, r.mis.floorStd)})`);
   if (r.am) lines.push(`AM   ${f(r.am.value)}   (real data ${f(r.am.floor)})`);
+  if (r.classAccuracy) lines.push(`acc  ${f(r.classAccuracy.value)}   (real data ${f(r.classAccuracy.floor)}; the classifier's verdict matches the requested class)`);
   return lines;
 }

@@ -60,6 +60,8 @@ export async function extractFeatures(extractor: FeatureExtractor, input: Exampl
   const wantLogits = (options.logits ?? true) && c !== undefined && (extractor.logits !== undefined || extractor.featuresAndLogits !== undefined);
   const features = new Float32Array(n * d);
   const logProbs = wantLogits ? new Float64Array(n * c!) : undefined;
+  // Labels are kept when every batch of a data source has them.
+  let labels: Int32Array | undefined = 'source' in input && input.source.numClasses !== undefined ? new Int32Array(n) : undefined;
   const rng = new Rng(0);
   for (let start = 0; start < n; start += bs) {
     const count = Math.min(bs, n - start);
@@ -70,6 +72,8 @@ export async function extractFeatures(extractor: FeatureExtractor, input: Exampl
     } else if ('source' in input) {
       const idx = input.indices ? input.indices.slice(start, start + count) : Array.from({ length: count }, (_, i) => start + i);
       const b = input.source.batch(idx, rng);
+      if (b.labels && labels) labels.set(b.labels.dataSync(), start);
+      else labels = undefined;
       b.labels?.dispose();
       x = b.x;
     } else {
@@ -109,7 +113,7 @@ export async function extractFeatures(extractor: FeatureExtractor, input: Exampl
       x.dispose();
     }
   }
-  return logProbs ? { n, featureDim: d, features, logProbs, numClasses: c } : { n, featureDim: d, features };
+  return { n, featureDim: d, features, ...(logProbs ? { logProbs, numClasses: c } : {}), ...(labels ? { labels } : {}) };
 }
 
 /** The rows `rows` of a feature set (for size-matched floors and subsets). */
@@ -117,9 +121,11 @@ export function selectRows(set: FeatureSet, rows: readonly number[]): FeatureSet
   const d = set.featureDim;
   const features = new Float32Array(rows.length * d);
   rows.forEach((r, i) => features.set(set.features.subarray(r * d, (r + 1) * d), i * d));
-  if (!set.logProbs || set.numClasses === undefined) return { n: rows.length, featureDim: d, features };
+  const labels = set.labels ? Int32Array.from(rows, (r) => set.labels![r]!) : undefined;
+  const withLabels = labels ? { labels } : {};
+  if (!set.logProbs || set.numClasses === undefined) return { n: rows.length, featureDim: d, features, ...withLabels };
   const c = set.numClasses;
   const logProbs = new Float64Array(rows.length * c);
   rows.forEach((r, i) => logProbs.set(set.logProbs!.subarray(r * c, (r + 1) * c), i * c));
-  return { n: rows.length, featureDim: d, features, logProbs, numClasses: c };
+  return { n: rows.length, featureDim: d, features, logProbs, numClasses: c, ...withLabels };
 }

@@ -34,6 +34,8 @@ export interface FeatureSet {
   /** Row-major [n, numClasses] log p(y|x), when the extractor classifies. */
   readonly logProbs?: Float64Array;
   readonly numClasses?: number;
+  /** Class ids of the examples, when known (real data with labels, or the classes samples were generated for). */
+  readonly labels?: Int32Array;
 }
 
 /** A mean and a covariance (float64): the Gaussian summary FD compares, cacheable per reference set. */

@@ -127,6 +127,47 @@ describe('evaluateSamples: every metric beside its real-vs-real floor', () => {
     ex.dispose();
   });
 
+  it('classAccuracy: the classifier verdict on samples against the classes asked for, beside its accuracy on labelled held-out data', async () => {
+    const ex = toyExtractor();
+    const smallKid = { subsets: 10, subsetSize: 100 };
+    const argmax = async (data: Float32Array, n: number) => {
+      const t = tf.tensor2d(data, [n, D_IN]);
+      const pred = await tf.tidy(() => tf.argMax(ex.logits!(t), 1)).data();
+      t.dispose();
+      return Int32Array.from(pred);
+    };
+    const heldData = gaussianData(400, 0, 11);
+    const heldLabels = await argmax(heldData, 400);
+    // The held-out labels: the toy classifier's own verdict, except every 4th row (so its accuracy is 0.75).
+    const noisy = heldLabels.map((y, i) => (i % 4 === 0 ? (y + 1) % 3 : y));
+    const labelled: DataSource = {
+      ...source(heldData),
+      numClasses: 3,
+      batch(indices) {
+        const out = new Float32Array(indices.length * D_IN);
+        indices.forEach((r, i) => out.set(heldData.subarray(r * D_IN, (r + 1) * D_IN), i * D_IN));
+        return { x: tf.tensor2d(out, [indices.length, D_IN]), labels: tf.tensor1d(indices.map((r) => noisy[r]!), 'int32') };
+      },
+    };
+    const sampleData = gaussianData(200, 0, 12);
+    const asked = await argmax(sampleData, 200);
+    const samples = tf.tensor2d(sampleData, [200, D_IN]);
+    const realT = tf.tensor2d(real, [3000, D_IN]);
+    const ref = { real: realT, heldOut: { source: labelled } };
+    const hit = await evaluateSamples(ex, samples, ref, { kid: smallKid, sampleLabels: asked, matchFloorSize: false });
+    expect(hit.classAccuracy!.value).toBe(1);
+    expect(hit.classAccuracy!.floor).toBeCloseTo(0.75, 12);
+    const wrong = await evaluateSamples(ex, samples, ref, { kid: smallKid, sampleLabels: asked.map((y) => (y + 1) % 3) });
+    expect(wrong.classAccuracy!.value).toBe(0);
+    expect(formatEvaluation(hit).some((l) => l.startsWith('acc '))).toBe(true);
+    // No labels on the held-out data: no floor to compare with, so a clear error.
+    await expect(evaluateSamples(ex, samples, { real: realT, heldOut: realT }, { kid: smallKid, sampleLabels: asked })).rejects.toThrow(/held-out reference has no labels/);
+    const plain = await evaluateSamples(ex, samples, ref, { kid: smallKid });
+    expect(plain.classAccuracy).toBeUndefined();
+    tf.dispose([samples, realT]);
+    ex.dispose();
+  });
+
   it('a feature-only extractor reports FD and KID but no classifier scores', async () => {
     const ex = toyExtractor(false);
     const r = await evaluateSamples(ex, tf.tensor2d(gaussianData(100, 0, 6), [100, D_IN]), {

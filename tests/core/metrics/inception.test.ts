@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   amScore,
+  classAccuracy,
   classMarginal,
   inceptionScore,
   logOfProbs,
@@ -98,5 +99,15 @@ describe('modified IS (Gurumurthy et al. 2017) and AM score (Zhou et al. 2018)',
     // All samples one class: the marginal term KL(uniform || ~one-hot) is large.
     expect(amScore(confident(new Array(100).fill(0), c), 100, c, new Array(c).fill(1 / c)).value).toBeGreaterThan(10);
     expect(Array.from(classMarginal(even, 100, c))).toEqual(new Array(c).fill(0).map((_, k) => expect.closeTo(1 / c, 9) as unknown as number));
+  });
+});
+
+describe('classAccuracy', () => {
+  it('counts rows whose most probable class is their label', () => {
+    // Rows: argmax 1, 0, 2, 2.
+    const lp = logOfProbs([0.2, 0.7, 0.1, 0.5, 0.3, 0.2, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4]);
+    expect(classAccuracy(lp, 4, 3, [1, 0, 2, 0])).toBeCloseTo(0.75, 12);
+    expect(classAccuracy(lp, 4, 3, [0, 1, 0, 1])).toBe(0);
+    expect(() => classAccuracy(lp, 4, 3, [1, 0])).toThrow(/2 labels for 4 examples/);
   });
 });
