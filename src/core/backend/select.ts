@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { registerConvGradients } from './kernels/conv-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /**
@@ -57,11 +58,24 @@ function firstLine(err: unknown): string {
   return msg.split('\n')[0]?.trim() ?? 'unknown error';
 }
 
+const NATIVE_HINT: Record<NativePackage, string> = {
+  '@tensorflow/tfjs-node': 'run `npm run install:native` (builds it from the tensorflow-cpu wheel on PyPI, no other download)',
+  '@tensorflow/tfjs-node-gpu': 'its installer downloads libtensorflow (CUDA) from a host that must be reachable at install time',
+};
+type NativePackage = '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node';
+
+/** The TensorFlow version behind the active 'tensorflow' backend, when it says. */
+function nativeTfVersion(): string | undefined {
+  const backend = tf.findBackend('tensorflow') as { binding?: { TF_Version?: unknown } } | null;
+  const v = backend?.binding?.TF_Version;
+  return typeof v === 'string' ? v : undefined;
+}
+
 /** Loads a native tfjs-node package; resolves to a reason string when it cannot. */
-async function loadNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string | null> {
-  if (!packageInstalled(pkg)) {
-    return `${pkg} is not installed (its installer downloads libtensorflow from a host that must be reachable at install time)`;
-  }
+async function loadNative(pkg: NativePackage): Promise<string | null> {
+  if (!packageInstalled(pkg)) return `${pkg} is not installed: ${NATIVE_HINT[pkg]}`;
+  // TensorFlow's C++ logging reads this when the library loads: keep its INFO/WARNING lines off every command.
+  process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '2';
   try {
     await import(pkg);
   } catch (err) {
@@ -140,7 +154,7 @@ async function probe(name: BackendName): Promise<BackendReport> {
       break;
     case 'tfjs-node':
       problem = await loadNative('@tensorflow/tfjs-node');
-      okReason = 'native TensorFlow (CPU)';
+      okReason = problem === null && nativeTfVersion() ? `native TensorFlow ${nativeTfVersion()} (CPU)` : 'native TensorFlow (CPU)';
       break;
     case 'webgpu':
       problem = await probeWebGPU();
@@ -216,6 +230,9 @@ export async function selectBackend(forced?: string): Promise<SelectedBackend> {
   if (!ok) throw new Error(`backend '${report.name}' failed to initialize`);
   await tf.ready();
   const addedKernels = report.name === 'wasm' ? registerWasmTrainingKernels() : [];
+  // tfjs's own Conv2D / depthwise gradients reject dilations; difflab's handle them on every backend (DiffWave needs
+  // them on native TensorFlow too). Gradients are global, so they are installed whichever backend comes first.
+  registerConvGradients();
   current = { ...report, chosenBecause, addedKernels };
   return current;
 }
