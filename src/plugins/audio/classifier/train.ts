@@ -1,15 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { useBackend } from '../../../core/backend/select.js';
 import { writeFileAtomic } from '../../../core/io/atomic.js';
-import { relativeName } from '../../../core/nn/index.js';
-import { DataParallelTrainer, LocalTrainer, type Trainer } from '../../../core/parallel/index.js';
 import { Rng } from '../../../core/random.js';
-import { learningRateAt, type LrSchedule } from '../../../core/training/optim.js';
+import {
+  classifierSidecarPath,
+  classifierTrainingFlags,
+  nonNegativeArg,
+  optimizerRecord,
+  parseClassifierTrainingArgs,
+  siblingFactory,
+  trainClassifierEpochs,
+  weightsFileRecord,
+  type ClassifierTrainingArgs,
+  type ClassifierTrainingOptions,
+} from '../../../core/training/classifier.js';
 import type { AudioDataSource } from '../data.js';
 import { digitAccuracy } from './accuracy.js';
 import { DEFAULT_AUGMENT, openFsdd, windowBatch, type AugmentOptions } from './data.js';
@@ -27,28 +32,16 @@ import { DEFAULT_DIGIT_CNN, DigitCnn, type DigitCnnConfig } from './network.js';
  * (seed, step, row). It then measures the accuracy on the whole official
  * test split and the real-vs-real floors, and writes the weights
  * (safetensors) and a JSON sidecar describing how they were made, each
- * atomically.
+ * atomically. The loop, the sidecar's common fields and the flags are
+ * core's (`core/training/classifier.ts`), shared with the image classifier.
+ * `dataDir`: the FSDD `recordings` folder.
  */
-export interface TrainDigitClassifierOptions {
-  /** The FSDD `recordings` folder. */
-  readonly dataDir: string;
-  /** Output weights file; the sidecar goes next to it with extension `.json`. */
-  readonly out: string;
-  readonly epochs: number;
-  readonly batchSize: number;
-  /** Peak learning rate of AdamW (cosine decay to 0 after a linear warm-up). */
-  readonly lr: number;
-  readonly weightDecay: number;
-  readonly warmupSteps: number;
-  readonly seed: number;
-  /** Worker threads; 1 trains in-process. */
-  readonly workers: number;
+export interface TrainDigitClassifierOptions extends ClassifierTrainingArgs, ClassifierTrainingOptions {
   readonly augment: AugmentOptions;
   /** Architecture; inputMean / inputStd are measured on the training clips and replace the given ones. */
   readonly config: DigitCnnConfig;
   /** Skip the floors (quick experiments); the committed sidecar has them. */
   readonly skipFloors: boolean;
-  readonly log: (line: string) => void;
 }
 
 export const DEFAULT_TRAIN_DIGIT_CLASSIFIER: Omit<TrainDigitClassifierOptions, 'dataDir' | 'out' | 'log'> = {
@@ -136,57 +129,25 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
   const stats = await logMelStats(o.config, train);
   const config: DigitCnnConfig = { ...o.config, inputMean: stats.mean, inputStd: stats.std };
   o.log(`log-mel input of the training windows: mean ${stats.mean.toFixed(2)} dB, std ${stats.std.toFixed(2)} dB`);
-  const stepsPerEpoch = Math.ceil(train.size / o.batchSize);
-  const totalSteps = stepsPerEpoch * o.epochs;
-  const schedule: LrSchedule = { lr: o.lr, warmupSteps: o.warmupSteps, decay: 'cosine', totalSteps, minLrRatio: 0 };
   const modelOptions: DigitClassifierModelOptions = { seed: o.seed, config };
-  const factory = {
-    module: fileURLToPath(new URL(`./factory.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url)),
-    exportName: 'createDigitClassifierModel',
-    options: modelOptions,
-  };
-  const optimizer = { kind: 'adamw' as const, learningRate: o.lr, weightDecay: o.weightDecay };
-  const trainer: Trainer =
-    o.workers > 1
-      ? await DataParallelTrainer.create({ factory, optimizer, workers: o.workers, backend: 'wasm' })
-      : await LocalTrainer.create({ factory, optimizer });
-  o.log(`training: ${o.epochs} epochs x ${stepsPerEpoch} steps, batch ${o.batchSize}, ${trainer.worldSize} replica(s) on ${backend.name}`);
-  const order = new Rng(o.seed);
-  const epochLosses: number[] = [];
   const epochTestAccuracy: number[] = [];
   const net = new DigitCnn(config, o.seed);
-  const syncNet = async () => {
-    // Keyed by path: worker variables are named `<root>/<path>` with a root that may differ (digit_cnn_1, ...).
-    const weights = await trainer.getWeights();
-    net.assign(new Map(weights.map((w) => [relativeName(w.name), w] as const)), 'trainer weights');
-  };
   try {
-    try {
-      for (let epoch = 0; epoch < o.epochs; epoch++) {
-        const perm = order.shuffle(Array.from({ length: train.size }, (_, i) => i));
-        let sum = 0;
-        const te = performance.now();
-        for (let s = 0; s < stepsPerEpoch; s++) {
-          const idx = perm.slice(s * o.batchSize, (s + 1) * o.batchSize);
-          const step = trainer.stepCount;
-          const b = windowBatch(train, idx, L, Rng.derive(o.seed, 0x617567, step), o.augment);
-          const r = await trainer.step({ x: b.x, labels: b.labels }, { learningRate: learningRateAt(schedule, step) });
-          if (!Number.isFinite(r.loss)) throw new Error(`loss is ${r.loss} at step ${r.step}`);
-          sum += r.loss * idx.length;
-        }
-        const seconds = (performance.now() - te) / 1000;
-        epochLosses.push(sum / train.size);
-        await syncNet();
+    const run = await trainClassifierEpochs(o, {
+      backend: backend.name,
+      factory: siblingFactory(import.meta.url, 'factory', 'createDigitClassifierModel', modelOptions),
+      examples: train.size,
+      order: new Rng(o.seed),
+      // Host data (nothing to free); each step's shifts and augmentation from its own stream.
+      batch: (idx, step) => ({ batch: windowBatch(train, idx, L, Rng.derive(o.seed, 0x617567, step), o.augment) }),
+      afterEpoch: async (_epoch, { seconds, stepsPerEpoch, weights }) => {
+        net.assign(await weights(), 'trainer weights');
         const acc = await digitAccuracy(net, test, { length: L });
         epochTestAccuracy.push(acc.accuracy);
-        o.log(
-          `epoch ${epoch + 1}/${o.epochs}: train loss ${(sum / train.size).toFixed(4)}, test acc ${(100 * acc.accuracy).toFixed(2)} %, ` +
-            `${(stepsPerEpoch / seconds).toFixed(2)} it/s (${seconds.toFixed(0)} s)`,
-        );
-      }
-    } finally {
-      await trainer.dispose();
-    }
+        return `, test acc ${(100 * acc.accuracy).toFixed(2)} %, ${(stepsPerEpoch / seconds).toFixed(2)} it/s`;
+      },
+    });
+    // The net holds the last epoch's weights (afterEpoch).
     const testEval = await digitAccuracy(net, test, { length: L });
     const trainEval = await digitAccuracy(net, train, { length: L });
     o.log(`test accuracy ${(100 * testEval.accuracy).toFixed(2)} % (${testEval.examples} clips), train ${(100 * trainEval.accuracy).toFixed(2)} % (${trainEval.examples})`);
@@ -201,12 +162,9 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
       );
     }
     await net.save(o.out, { format: 'difflab fsdd digit classifier', seed: String(o.seed), test_accuracy: testEval.accuracy.toFixed(4) });
-    const bytes = readFileSync(o.out);
     const record: DigitClassifierRecord = {
-      weights: basename(o.out),
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-      bytes: bytes.byteLength,
-      parameters: net.store.parameterCount(),
+      ...weightsFileRecord(o.out),
+      parameters: net.parameterCount(),
       config,
       testAccuracy: testEval.accuracy,
       testExamples: testEval.examples,
@@ -216,15 +174,15 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
       trainExamples: trainEval.examples,
       seed: o.seed,
       epochs: o.epochs,
-      steps: totalSteps,
+      steps: run.totalSteps,
       batchSize: o.batchSize,
-      optimizer: { kind: 'adamw', lr: o.lr, weightDecay: o.weightDecay, schedule: `linear warm-up ${o.warmupSteps} steps, cosine decay to 0` },
+      optimizer: optimizerRecord(o),
       augment: o.augment,
-      trainer: trainer.worldSize > 1 ? 'DataParallelTrainer' : 'LocalTrainer',
-      workers: trainer.worldSize,
+      trainer: run.trainer,
+      workers: run.workers,
       backend: backend.name,
       seconds: Math.round(seconds),
-      epochLosses,
+      epochLosses: run.epochLosses,
       epochTestAccuracy,
       data: {
         train: `FSDD recordings/{digit}_{speaker}_{index}.wav, index 5-49: ${train.size} clips at ${train.sampleRate} Hz, peak-normalized, windows of ${L}`,
@@ -246,76 +204,38 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
 }
 
 /** `x.safetensors` -> `x.json`. */
-export function digitSidecarPath(weights: string): string {
-  return weights.replace(/\.safetensors$/, '') + '.json';
-}
+export const digitSidecarPath: (weights: string) => string = classifierSidecarPath;
 
 /** Parses `--name value` arguments of the training command (unknown flags are errors). */
 export function parseTrainDigitClassifierArgs(argv: readonly string[], defaults: { dataDir: string; out: string }): Omit<TrainDigitClassifierOptions, 'log'> {
-  type Mutable = { -readonly [K in keyof Omit<TrainDigitClassifierOptions, 'log'>]: Omit<TrainDigitClassifierOptions, 'log'>[K] };
-  const o = { ...DEFAULT_TRAIN_DIGIT_CLASSIFIER, ...defaults } as Mutable;
-  const num = (flag: string, v: string | undefined, int: boolean): number => {
-    const n = Number(v);
-    if (v === undefined || v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < 0) {
-      throw new Error(`${flag} needs a non-negative ${int ? 'integer' : 'number'}, got ${v === undefined ? 'nothing' : `'${v}'`}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = argv[i + 1];
-    switch (a) {
-      case '--data':
-        if (!v) throw new Error('--data needs the FSDD recordings folder');
-        o.dataDir = v;
-        i++;
-        break;
-      case '--out':
-        if (!v || !v.endsWith('.safetensors')) throw new Error('--out needs a path ending in .safetensors');
-        o.out = v;
-        i++;
-        break;
-      case '--epochs':
-        o.epochs = num(a, v, true);
-        i++;
-        break;
-      case '--batch-size':
-        o.batchSize = num(a, v, true);
-        i++;
-        break;
-      case '--lr':
-        o.lr = num(a, v, false);
-        i++;
-        break;
-      case '--weight-decay':
-        o.weightDecay = num(a, v, false);
-        i++;
-        break;
-      case '--warmup':
-        o.warmupSteps = num(a, v, true);
-        i++;
-        break;
-      case '--seed':
-        o.seed = num(a, v, true);
-        i++;
-        break;
-      case '--workers':
-        o.workers = Math.max(1, num(a, v, true));
-        i++;
-        break;
-      case '--length':
-        o.config = { ...o.config, length: num(a, v, true) };
-        i++;
-        break;
-      case '--no-floors':
-        o.skipFloors = true;
-        break;
-      default:
-        throw new Error(
-          `unknown argument '${a}' (known: --data --out --epochs --batch-size --lr --weight-decay --warmup --seed --workers --length --no-floors)`,
-        );
-    }
-  }
-  if (o.epochs < 1 || o.batchSize < 1) throw new Error('--epochs and --batch-size must be at least 1');
-  return o;
+  const f = classifierTrainingFlags('--data needs the FSDD recordings folder');
+  return parseClassifierTrainingArgs<Omit<TrainDigitClassifierOptions, 'log'>>(argv, { ...DEFAULT_TRAIN_DIGIT_CLASSIFIER, ...defaults }, [
+    ['--data', f['--data']],
+    ['--out', f['--out']],
+    ['--epochs', f['--epochs']],
+    ['--batch-size', f['--batch-size']],
+    ['--lr', f['--lr']],
+    ['--weight-decay', f['--weight-decay']],
+    ['--warmup', f['--warmup']],
+    ['--seed', f['--seed']],
+    ['--workers', f['--workers']],
+    [
+      '--length',
+      {
+        value: true,
+        set: (o, v, flag) => {
+          o.config = { ...o.config, length: nonNegativeArg(flag, v, true) };
+        },
+      },
+    ],
+    [
+      '--no-floors',
+      {
+        value: false,
+        set: (o) => {
+          o.skipFloors = true;
+        },
+      },
+    ],
+  ]);
 }
