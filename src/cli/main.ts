@@ -2,10 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { dispose as disposeTensors, keep, type Tensor as tfTensor } from '@tensorflow/tfjs';
+import { concat, dispose as disposeTensors, keep, type Tensor as tfTensor } from '@tensorflow/tfjs';
 import { BACKEND_NAMES, probeBackends, selectBackend, type BackendReport } from '../core/backend/select.js';
+import { diffusionFromConfig } from '../core/config/diffusion.js';
 import { loadRunConfig } from '../core/config/load.js';
-import { dataLikelihood, generate, loadModel } from '../core/generate.js';
+import { dataLikelihood, generate, loadModel, toDataSpace } from '../core/generate.js';
 import { evaluateSamples, formatEvaluation } from '../core/metrics/index.js';
 import { Rng } from '../core/random.js';
 import { trainRun } from '../core/training/engine.js';
@@ -90,7 +91,9 @@ export function buildProgram(): Command {
               const model = loadModel(plugin, config, info, weights);
               try {
                 const r = generate(model, { n: config.train.sample_count, seed: config.seed });
-                const files = await plugin.writeSamples!(r.x, join(outDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), { data: config.data, info });
+                const xs = toDataSpace(model, r.x);
+                const files = await plugin.writeSamples!(xs, join(outDir, 'samples', `step-${String(step).padStart(8, '0')}.png`), { data: config.data, info });
+                if (xs !== r.x) xs.dispose();
                 r.x.dispose();
                 process.stderr.write(`samples: ${files.join(', ')}\n`);
               } finally {
@@ -115,10 +118,12 @@ export function buildProgram(): Command {
     .option('--no-ema', 'use the raw weights instead of the EMA weights')
     .option('--out <file>', 'output file (default: <run-dir>/samples/sample-<seed>.png)')
     .option('--trajectory <file>', 'also write the denoising trajectory of the first sample (8 noise levels)')
+    .option('--prefix <text>', 'infill: keep this start fixed and generate the rest (plugins with prompts, e.g. text)')
+    .option('--suffix <text>', 'infill: keep this end fixed')
     .action(
       async (
         runDir: string,
-        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string },
+        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string; prefix?: string; suffix?: string },
       ) => {
         const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         const frames: { sigma: number; x: tfTensor; denoised: tfTensor }[] = [];
@@ -126,12 +131,21 @@ export function buildProgram(): Command {
         const writeCtx = { data: config.data, info: exampleInfo(model) };
         try {
           const sample = sampleOverrides(opts);
+          let known: ReturnType<NonNullable<typeof plugin.knownFromPrompt>> | undefined;
+          if (opts.prefix !== undefined || opts.suffix !== undefined) {
+            if (!plugin.knownFromPrompt) throw new Error(`the '${plugin.id}' plugin does not take --prefix/--suffix`);
+            known = plugin.knownFromPrompt(
+              { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(opts.suffix !== undefined ? { suffix: opts.suffix } : {}) },
+              { data: config.data, info: writeCtx.info, net: model.net },
+            );
+          }
           const t0 = Date.now();
           const r = generate(model, {
             n: opts.n,
             seed: opts.seed,
             ...(sample ? { sample } : {}),
             ...(opts.class !== undefined ? { classId: opts.class } : {}),
+            ...(known ? { known } : {}),
             onStep: (i) => {
               // Keep sample 0 at ~8 evenly spaced steps (the sampler's tidy would free them otherwise).
               if (opts.trajectory && (i.i % Math.max(1, Math.round(i.total / 8)) === 0 || i.i + 1 === i.total)) {
@@ -144,11 +158,19 @@ export function buildProgram(): Command {
             },
           });
           const out = resolve(opts.out ?? join(runDir, 'samples', `sample-${opts.seed}.png`));
-          const files = await plugin.writeSamples(r.x, out, writeCtx);
+          if (known) disposeTensors([known.values, known.mask]);
+          const xs = toDataSpace(model, r.x);
+          const files = await plugin.writeSamples(xs, out, writeCtx);
+          if (xs !== r.x) xs.dispose();
           r.x.dispose();
           if (opts.trajectory) {
             if (!plugin.writeTrajectory) throw new Error(`the '${plugin.id}' plugin cannot write trajectories`);
-            files.push(...(await plugin.writeTrajectory(frames, resolve(opts.trajectory), writeCtx)));
+            // Models with a learned encoding show their frames rounded to data (e.g. tokens).
+            const shown = frames.map((f) => ({ sigma: f.sigma, x: toDataSpace(model, f.x.expandDims(0)), denoised: toDataSpace(model, f.denoised.expandDims(0)) }));
+            const view = model.net.encoding ? shown.map((f) => ({ sigma: f.sigma, x: f.x.squeeze([0]), denoised: f.denoised.squeeze([0]) })) : frames;
+            files.push(...(await plugin.writeTrajectory(view, resolve(opts.trajectory), writeCtx)));
+            if (model.net.encoding) for (const f of [...shown, ...view]) disposeTensors([f.x, f.denoised]);
+            else for (const f of shown) disposeTensors([f.x, f.denoised]);
             for (const f of frames) disposeTensors([f.x, f.denoised]);
           }
           process.stdout.write(`${opts.n} samples (${r.sampler}, ${r.nfe} NFE, weights: ${weightsKind}, step ${ckpt.meta.step}): ${files.join(', ')}\n`);
@@ -179,6 +201,41 @@ export function buildProgram(): Command {
       ) => {
         const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         try {
+          if (plugin.scoreSamples) {
+            // The plugin's own metrics (e.g. text: n-gram perplexity, distinct-n) on samples generated in batches.
+            const sample = sampleOverrides(opts);
+            const parts: tfTensor[] = [];
+            let nfe = 0;
+            let samplerId = '';
+            const t0 = Date.now();
+            for (let start = 0; start < opts.n; start += opts.batch) {
+              const count = Math.min(opts.batch, opts.n - start);
+              const r = generate(model, { n: count, seed: opts.seed * 1_000_003 + start, ...(sample ? { sample } : {}), ...(opts.class !== undefined ? { classId: opts.class } : {}) });
+              parts.push(r.x);
+              nfe = r.nfe;
+              samplerId = r.sampler;
+              process.stderr.write(`eval: ${start + count}/${opts.n} samples  ${((Date.now() - t0) / 1000).toFixed(0)}s\n`);
+            }
+            const all = parts.length === 1 ? (parts[0] as tfTensor) : concat(parts);
+            if (parts.length > 1) disposeTensors(parts);
+            const log = (m: string) => process.stderr.write(`${m}\n`);
+            const scores = await plugin.scoreSamples(all, {
+              data: config.data,
+              info: exampleInfo(model),
+              net: model.net,
+              openData: (split) => plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log }),
+              seed: opts.seed,
+              sigmaMin: diffusionFromConfig(config.diffusion).schedule.sigmaMin,
+              log,
+            });
+            all.dispose();
+            process.stdout.write(`${opts.n} samples from ${runDir} (step ${ckpt.meta.step}, ${weightsKind} weights, ${samplerId}, ${nfe} NFE)\n`);
+            for (const line of scores.lines) process.stdout.write(`${line}\n`);
+            if (opts.json) {
+              writeFileAtomic(opts.json, `${JSON.stringify({ run: runDir, step: ckpt.meta.step, weights: weightsKind, sampler: samplerId, nfe, ...scores.values }, null, 2)}\n`);
+            }
+            return;
+          }
           if (!plugin.featureExtractor) throw new Error(`the '${plugin.id}' plugin has no feature network for metrics`);
           const extractor = await plugin.featureExtractor({ ...exampleInfo(model), data: config.data }, opts.features);
           const open = (split: 'train' | 'test') =>
@@ -245,6 +302,7 @@ export function buildProgram(): Command {
         const n = Math.min(opts.n, data.size);
         const bpd: number[] = [];
         const discrete: number[] = [];
+        let boundKind: string | undefined;
         const se: number[] = [];
         const t0 = Date.now();
         for (let start = 0; start < n; start += opts.batch) {
@@ -257,6 +315,7 @@ export function buildProgram(): Command {
             ...(data.quantizationStep ? { quantizationStep: data.quantizationStep } : {}),
           });
           tfDispose(batch);
+          boundKind = r.kind;
           bpd.push(...r.bitsPerDim);
           if (r.discreteBitsPerDim) discrete.push(...r.discreteBitsPerDim);
           se.push(...r.standardError);
@@ -273,7 +332,7 @@ export function buildProgram(): Command {
           probes: opts.probes,
           bits_per_dim: mean(headline),
           bits_per_dim_sem: sem(headline),
-          kind: discrete.length ? 'discrete (uniform dequantization; an upper bound)' : 'continuous',
+          kind: boundKind ?? (discrete.length ? 'discrete (uniform dequantization; an upper bound)' : 'continuous'),
           continuous_bits_per_dim: mean(bpd),
           per_example: headline,
         };

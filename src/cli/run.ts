@@ -23,7 +23,12 @@ export async function openRun(
   await selectBackend(backendFor(program, config));
   const plugin = difflab.plugins.get(config.modality);
   const useEma = ema && ckpt.ema !== undefined;
-  const info = { exampleShape: ckpt.meta.exampleShape, ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}) };
+  const info = {
+    exampleShape: ckpt.meta.exampleShape,
+    ...(ckpt.meta.numClasses !== undefined ? { numClasses: ckpt.meta.numClasses } : {}),
+    ...(ckpt.meta.dataShape !== undefined ? { dataShape: ckpt.meta.dataShape } : {}),
+    ...(ckpt.meta.dataInfo !== undefined ? { dataInfo: ckpt.meta.dataInfo } : {}),
+  };
   const model = loadModel(plugin, config, info, useEma ? ckpt.ema! : ckpt.state.weights);
   return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw' };
 }
@@ -50,7 +55,12 @@ export function backendFor(program: Command, config: RunConfig): string | undefi
 
 /** A loaded model's example shape and class count: the `info` of a WriteContext. */
 export function exampleInfo(model: LoadedModel): ExampleInfo {
-  return { exampleShape: model.exampleShape, ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}) };
+  return {
+    exampleShape: model.exampleShape,
+    ...(model.numClasses !== undefined ? { numClasses: model.numClasses } : {}),
+    ...(model.dataShape !== undefined ? { dataShape: model.dataShape } : {}),
+    ...(model.dataInfo !== undefined ? { dataInfo: model.dataInfo } : {}),
+  };
 }
 
 

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { diffusionFromConfig, type SampleConfig } from './config/diffusion.js';
 import type { RunConfig } from './config/load.js';
+import { projectDenoised, replaceKnown, type KnownValues } from './constraints.js';
 import { classifierFreeGuidance } from './guidance.js';
 import { pfOdeLogLikelihood } from './likelihood.js';
 import { makeDenoiser } from './parametrizations.js';
 import type { HostTensor, NamedHostTensor } from './parallel/types.js';
-import type { AnyModalityPlugin, DenoiserNetwork } from './plugin.js';
+import type { AnyModalityPlugin, DenoiserNetwork, ExampleInfo } from './plugin.js';
 import { Rng } from './random.js';
 import { countNfe, getSampler } from './samplers/index.js';
 import type { StepInfo } from './samplers/common.js';
@@ -24,20 +25,23 @@ export interface LoadedModel {
   readonly config: RunConfig;
   readonly exampleShape: readonly number[];
   readonly numClasses?: number;
+  /** The data source's dataShape / dataInfo (models with a learned encoding). */
+  readonly dataShape?: readonly number[];
+  readonly dataInfo?: unknown;
   dispose(): void;
 }
 
-export function loadModel(
-  plugin: AnyModalityPlugin,
-  config: RunConfig,
-  info: { exampleShape: readonly number[]; numClasses?: number },
-  weights: readonly NamedHostTensor[],
-): LoadedModel {
+export function loadModel(plugin: AnyModalityPlugin, config: RunConfig, info: ExampleInfo, weights: readonly NamedHostTensor[]): LoadedModel {
   const parts = diffusionFromConfig(config.diffusion);
+  const facts = {
+    ...(info.dataShape !== undefined ? { dataShape: info.dataShape } : {}),
+    ...(info.dataInfo !== undefined ? { dataInfo: info.dataInfo } : {}),
+  };
   const net = plugin.createNetwork(config.model, {
     exampleShape: info.exampleShape,
     rng: new Rng(config.seed),
     ...(info.numClasses !== undefined ? { numClasses: info.numClasses } : {}),
+    ...facts,
   });
   net.setTraining?.(false);
   if (weights.length !== net.variables.length) {
@@ -60,8 +64,18 @@ export function loadModel(
     config,
     exampleShape: info.exampleShape,
     ...(info.numClasses !== undefined ? { numClasses: info.numClasses } : {}),
+    ...facts,
     dispose: () => net.dispose(),
   };
+}
+
+/**
+ * Samples in the space the plugin's writers and metrics read: the network's
+ * rounding (LearnedEncoding.decode) for models that learn their encoding,
+ * else x itself (not a copy). The caller disposes a decoded result.
+ */
+export function toDataSpace(model: Pick<LoadedModel, 'net'>, x: tf.Tensor): tf.Tensor {
+  return model.net.encoding ? tf.tidy(() => model.net.encoding!.decode(x)) : x;
 }
 
 export interface GenerateOptions {
@@ -71,6 +85,12 @@ export interface GenerateOptions {
   readonly sample?: Partial<SampleConfig>;
   /** Class to generate (class-conditional models); undefined = unconditional (null class). */
   readonly classId?: number;
+  /**
+   * Known parts of the samples in diffusion space (infilling, inpainting),
+   * imposed by replacement (core/constraints.ts); `values` and `mask` have
+   * batch 1 or n.
+   */
+  readonly known?: KnownValues;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -107,6 +127,13 @@ export function generate(model: LoadedModel, options: GenerateOptions): Generate
   } else if (numClasses !== undefined) {
     cond = { labels: tf.fill([options.n], numClasses, 'int32') as tf.Tensor1D };
   }
+  if (s.clamp) {
+    const project = model.net.encoding?.project;
+    if (!project) throw new Error('sample.clamp needs a network with a learned encoding that can project (e.g. the text plugin\'s embeddings)');
+    denoiser = projectDenoised(denoiser, (x0) => project.call(model.net.encoding, x0));
+  }
+  // Known values go last, so they win over the clamp at their positions.
+  if (options.known) denoiser = replaceKnown(denoiser, options.known);
   const noise = rng.normalTensor([options.n, ...model.exampleShape]);
   const x0 = tf.mul(noise, sigmas[0] as number);
   noise.dispose();
@@ -145,6 +172,8 @@ export interface DataLikelihoodResult {
   readonly standardError: number[];
   readonly dim: number;
   readonly nfe: number;
+  /** What `discreteBitsPerDim` is, in words (its unit and why it is a bound). */
+  readonly kind?: string;
 }
 
 /**
@@ -158,9 +187,22 @@ export async function dataLikelihood(model: LoadedModel, x: tf.Tensor, options: 
   const { schedule } = diffusionFromConfig(model.config.diffusion);
   const rng = new Rng(options.seed);
   const step = options.quantizationStep;
-  const xq = step ? tf.tidy(() => tf.add(x, tf.mul(tf.sub(rng.uniformTensor(x.shape), 0.5), step))) : x.clone();
+  const encoding = model.dataShape !== undefined ? model.net.encoding : undefined;
   const B = x.shape[0] as number;
-  const d = x.size / B;
+  // A learned encoding dequantizes with q(x0 | data) = N(encode(data), sigma0^2 I), sigma0 = the schedule's
+  // smallest level, and decodes with the network's p(data | x0): the variational bound of Diffusion-LM
+  // (Li et al. 2022, https://arxiv.org/abs/2205.14217, eq. 2 / app. B, and Kingma et al. 2021 VDM sec. 3.3):
+  //   -log p(w) <= E_q[-log p(x0) - log p(w | x0) + log q(x0 | w)].
+  const sigma0 = schedule.sigmaMin;
+  let encEps: tf.Tensor | undefined;
+  let xq: tf.Tensor;
+  if (encoding) {
+    encEps = rng.normalTensor([B, ...model.exampleShape]);
+    xq = tf.tidy(() => tf.add(encoding.encode(x), tf.mul(encEps!, sigma0)));
+  } else {
+    xq = step ? tf.tidy(() => tf.add(x, tf.mul(tf.sub(rng.uniformTensor(x.shape), 0.5), step))) : x.clone();
+  }
+  const d = xq.size / B;
   let cond: Conditioning | undefined;
   if (model.numClasses !== undefined) {
     cond = { labels: (options.labels?.clone() ?? tf.fill([B], model.numClasses, 'int32')) as tf.Tensor1D };
@@ -178,6 +220,22 @@ export async function dataLikelihood(model: LoadedModel, x: tf.Tensor, options: 
     });
     const ln2d = Math.LN2 * d;
     const bitsPerDim = Array.from(r.logLikelihood, (l) => -l / ln2d);
+    if (encoding && encEps) {
+      const dataDims = x.size / B;
+      const decodeLl = tf.tidy(() => encoding.decodeLogLikelihood(xq, x)).arraySync() as number[];
+      // log q(x0 | w) = -d/2 ln(2 pi sigma0^2) - |eps|^2 / 2 per row.
+      const epsSq = tf.tidy(() => tf.sum(tf.square(tf.reshape(encEps!, [B, -1])), 1)).arraySync() as number[];
+      const logQ = epsSq.map((e) => -0.5 * d * Math.log(2 * Math.PI * sigma0 * sigma0) - 0.5 * e);
+      const bound = Array.from(r.logLikelihood, (l, i) => -(l + (decodeLl[i] as number) - (logQ[i] as number)) / (Math.LN2 * dataDims));
+      return {
+        bitsPerDim,
+        discreteBitsPerDim: bound,
+        standardError: Array.from(r.standardError, (e) => e / (Math.LN2 * dataDims)),
+        dim: d,
+        nfe: r.nfe,
+        kind: `bits per data element (token); an upper bound: PF-ODE density of x0 ~ N(encode(w), ${sigma0.toPrecision(3)}^2) plus the rounding term`,
+      };
+    }
     return {
       bitsPerDim,
       ...(step ? { discreteBitsPerDim: Array.from(r.logLikelihood, (l) => -(l + d * Math.log(step)) / ln2d) } : {}),
@@ -186,6 +244,7 @@ export async function dataLikelihood(model: LoadedModel, x: tf.Tensor, options: 
       nfe: r.nfe,
     };
   } finally {
+    encEps?.dispose();
     xq.dispose();
     if (cond?.labels) cond.labels.dispose();
   }

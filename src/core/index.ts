@@ -16,6 +16,7 @@ export * from './training/optim.js';
 export * from './analytic.js';
 export * from './samplers/index.js';
 export * from './guidance.js';
+export * from './constraints.js';
 export * from './parallel/index.js';
 export * as nn from './nn/index.js';
 export * from './metrics/index.js';

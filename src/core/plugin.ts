@@ -1,8 +1,9 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { z } from 'zod';
+import type { KnownValues } from './constraints.js';
 import type { FeatureExtractor } from './metrics/types.js';
 import type { Rng } from './random.js';
-import type { Conditioning } from './types.js';
+import type { Conditioning, Denoiser } from './types.js';
 
 /**
  * What a modality plugin provides. `src/core` talks to images, waveforms and
@@ -11,9 +12,14 @@ import type { Conditioning } from './types.js';
  * composition root (`createDifflab`) — core code never imports a plugin.
  */
 
-/** One batch in diffusion space. */
+/** One batch in diffusion space (or in data space, for sources whose network learns the encoding). */
 export interface ExampleBatch {
-  /** Examples, shape [B, ...exampleShape], already normalized for diffusion. */
+  /**
+   * Examples, shape [B, ...exampleShape], already normalized for diffusion;
+   * or, when the source has a `dataShape`, the examples in data space
+   * [B, ...dataShape] (e.g. int32 token ids) that the network's
+   * `LearnedEncoding` maps into diffusion space.
+   */
   readonly x: tf.Tensor;
   /** Integer class ids [B], when the data source has labels. */
   readonly labels?: tf.Tensor1D;
@@ -42,6 +48,18 @@ export interface DataSource {
    * dequantize with uniform noise and report discrete bits per dimension.
    */
   readonly quantizationStep?: number;
+  /**
+   * Set when the source yields examples in data space (e.g. token ids [L])
+   * rather than in diffusion space: the network's `encoding` (a
+   * `LearnedEncoding`, trained jointly with the denoiser, as Diffusion-LM's
+   * embeddings) maps them to `exampleShape`.
+   */
+  readonly dataShape?: readonly number[];
+  /**
+   * JSON facts about the data that the network, writers and metrics need and
+   * that are kept with every checkpoint (e.g. a vocabulary).
+   */
+  readonly dataInfo?: unknown;
   /** Materializes the examples at these indices (augmentation may use rng). */
   batch(indices: readonly number[], rng: Rng): ExampleBatch;
 }
@@ -49,7 +67,28 @@ export interface DataSource {
 export interface NetworkContext {
   readonly exampleShape: readonly number[];
   readonly numClasses?: number;
+  /** The data source's `dataShape` and `dataInfo` (sources whose examples the network encodes). */
+  readonly dataShape?: readonly number[];
+  readonly dataInfo?: unknown;
   readonly rng: Rng;
+}
+
+/**
+ * A trainable map between data space and diffusion space, owned by the
+ * network and trained jointly with the denoiser: Diffusion-LM's embedding
+ * EMB(w) and rounding p(w | x0) (Li et al. 2022,
+ * https://arxiv.org/abs/2205.14217, sec. 4.1). Any modality with discrete
+ * data can provide one; its variables are among the network's `variables`.
+ */
+export interface LearnedEncoding {
+  /** Data [B, ...dataShape] -> clean examples x0 [B, ...exampleShape] (differentiable; the mean of q(x0 | data)). */
+  encode(data: tf.Tensor): tf.Tensor;
+  /** log p(data | x0) per row [B], in nats (the decoder, e.g. a softmax rounding head). */
+  decodeLogLikelihood(x0: tf.Tensor, data: tf.Tensor): tf.Tensor1D;
+  /** The most likely data for x0 [B, ...exampleShape] -> [B, ...dataShape] (rounding). */
+  decode(x0: tf.Tensor): tf.Tensor;
+  /** Snaps x0 onto the encodings of the data (Diffusion-LM's clamping trick), same shape. */
+  project?(x0: tf.Tensor): tf.Tensor;
 }
 
 /**
@@ -65,6 +104,24 @@ export interface DenoiserNetwork {
   dispose(): void;
   /** Switches train-only behaviour such as dropout (networks start in training mode). */
   setTraining?(training: boolean): void;
+  /** The learned data <-> diffusion map, for data sources with a `dataShape`. */
+  readonly encoding?: LearnedEncoding;
+}
+
+/** What a loss adapter sees of the training step besides the batch (all inside the gradient tape). */
+export interface LossContext {
+  /** Clean examples in diffusion space [B, ...] (the network's encoding of the data when it has one, so differentiable). */
+  readonly x0: tf.Tensor;
+  /** The step's standard normal noise (x0's shape) and noise levels [B], as the DSM term used them. */
+  readonly eps: tf.Tensor;
+  readonly sigma: tf.Tensor1D;
+  /** The network wrapped by the run's parametrization: D(x; sigma, cond). */
+  readonly denoiser: Denoiser;
+  /** The smallest and largest noise levels of the run's schedule. */
+  readonly sigmaMin: number;
+  readonly sigmaMax: number;
+  /** The run's `model` section as validated by the plugin's schema. */
+  readonly model: unknown;
 }
 
 /** Extra loss terms a modality adds on top of denoising score matching. */
@@ -72,8 +129,9 @@ export interface LossAdapter {
   /**
    * A scalar to add to the DSM loss (inside the gradient tape): a batch mean,
    * like the DSM term, so that data-parallel shards average correctly.
+   * `batch.x` is what the data source gave (data space for encoded sources).
    */
-  extraLoss(batch: ExampleBatch, net: DenoiserNetwork): tf.Scalar;
+  extraLoss(batch: ExampleBatch, net: DenoiserNetwork, ctx: LossContext): tf.Scalar;
 }
 
 /**
@@ -91,6 +149,9 @@ export interface PluginSource {
 export interface ExampleInfo {
   readonly exampleShape: readonly number[];
   readonly numClasses?: number;
+  /** The source's `dataShape` / `dataInfo`, when it has them. */
+  readonly dataShape?: readonly number[];
+  readonly dataInfo?: unknown;
 }
 
 /**
@@ -112,6 +173,38 @@ export interface WriteContext<DataConfig = unknown> {
  */
 export interface FeatureContext<DataConfig = unknown> extends ExampleInfo {
   readonly data: DataConfig;
+}
+
+/** A user's partial example to complete (CLI `--prefix` / `--suffix`), in the plugin's own terms (e.g. text). */
+export interface Prompt {
+  readonly prefix?: string;
+  readonly suffix?: string;
+}
+
+export interface PromptContext<DataConfig = unknown> {
+  readonly data: DataConfig;
+  readonly info: ExampleInfo;
+  /** The trained network (its learned encoding maps known data to diffusion space). */
+  readonly net: DenoiserNetwork;
+}
+
+/** What a plugin's own sample metrics are given besides the samples. */
+export interface ScoreContext<DataConfig = unknown> {
+  readonly data: DataConfig;
+  readonly info: ExampleInfo;
+  readonly net: DenoiserNetwork;
+  /** Opens the run's data (train split: the reference; test split: held out). */
+  openData(split: Split): Promise<DataSource>;
+  readonly seed: number;
+  /** The smallest noise level of the run's schedule. */
+  readonly sigmaMin: number;
+  readonly log: (message: string) => void;
+}
+
+/** Metrics a plugin computes itself, each beside its floor: lines to print and a JSON-able record. */
+export interface SampleScores {
+  readonly lines: readonly string[];
+  readonly values: Readonly<Record<string, unknown>>;
 }
 
 export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
@@ -143,6 +236,19 @@ export interface ModalityPlugin<DataConfig = unknown, ModelConfig = unknown> {
    * (e.g. an Inception-v3 in tfjs format) instead of the built-in default.
    */
   featureExtractor?(info: FeatureContext<DataConfig>, model?: string): Promise<FeatureExtractor>;
+  /**
+   * Scores generated samples (diffusion space, [n, ...exampleShape]) with
+   * metrics of the plugin's own, beside their floors, where feature-network
+   * metrics (FD, KID, IS) do not apply: e.g. text's n-gram perplexity and
+   * distinct-n. `difflab eval` uses it when present.
+   */
+  scoreSamples?(samples: tf.Tensor, ctx: ScoreContext<DataConfig>): Promise<SampleScores>;
+  /**
+   * Known values for conditional generation from a prompt (`difflab sample
+   * --prefix/--suffix`), in diffusion space, with batch 1: the core imposes
+   * them with `replaceKnown` (core/constraints.ts).
+   */
+  knownFromPrompt?(prompt: Prompt, ctx: PromptContext<DataConfig>): KnownValues;
 }
 
 /** Any plugin, whatever its config types (for collections). */

@@ -71,6 +71,11 @@ export const sampleSchema = z.strictObject({
   options: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
   /** Classifier-free guidance weight for class-conditional models (1 = conditional, no guidance). */
   guidance: z.number().min(0).max(100).default(1),
+  /**
+   * Snap every denoised estimate onto the encodings of the data (the network's
+   * LearnedEncoding.project: Diffusion-LM's clamping trick, Li et al. 2022, sec. 4.2).
+   */
+  clamp: z.boolean().default(false),
 });
 
 export type DiffusionConfig = z.infer<typeof diffusionSchema>;

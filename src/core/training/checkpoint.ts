@@ -29,6 +29,9 @@ export interface CheckpointMeta {
   readonly modality: string;
   readonly exampleShape: readonly number[];
   readonly numClasses?: number;
+  /** The data source's dataShape / dataInfo (sources in data space, e.g. token ids and their vocabulary). */
+  readonly dataShape?: readonly number[];
+  readonly dataInfo?: unknown;
   readonly seed: number;
   /** The full, validated run config. */
   readonly config: unknown;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { diffusionFromConfig, type DiffusionConfig } from '../config/diffusion.js';
 import { dsmPerSampleLossGivenNoise } from '../objectives.js';
+import { makeDenoiser } from '../parametrizations.js';
 import { resolveModuleSpecifier } from '../parallel/replica.js';
 import type { Batch, TrainableModel } from '../parallel/types.js';
 import type { AnyModalityPlugin, DenoiserNetwork, PluginSource } from '../plugin.js';
@@ -18,14 +19,19 @@ export interface DiffusionModelOptions {
   readonly diffusion: DiffusionConfig;
   readonly exampleShape: readonly number[];
   readonly numClasses?: number;
+  /** The data source's dataShape / dataInfo (sources whose examples the network encodes). */
+  readonly dataShape?: readonly number[];
+  readonly dataInfo?: unknown;
   /** Seed of the initial weights. */
   readonly seed: number;
 }
 
 /** The batch entries a diffusion training step receives (all drawn on the main thread). */
 export interface DiffusionBatchKeys {
-  /** Clean examples [B, ...]. */
-  readonly x0: tf.Tensor;
+  /** Clean examples [B, ...] (sources in diffusion space). */
+  readonly x0?: tf.Tensor;
+  /** Examples in data space (e.g. int32 token ids), for sources with a dataShape: the network's encoding maps them to x0. */
+  readonly data?: tf.Tensor;
   /** Standard normal noise, x0's shape. */
   readonly eps: tf.Tensor;
   /** Noise level per row [B]. */
@@ -66,21 +72,41 @@ export function diffusionModel(plugin: AnyModalityPlugin, options: Omit<Diffusio
     exampleShape: options.exampleShape,
     rng: new Rng(options.seed),
     ...(options.numClasses !== undefined ? { numClasses: options.numClasses } : {}),
+    ...(options.dataShape !== undefined ? { dataShape: options.dataShape } : {}),
+    ...(options.dataInfo !== undefined ? { dataInfo: options.dataInfo } : {}),
   };
   const net = plugin.createNetwork(options.model, ctx);
+  if (options.dataShape !== undefined && !net.encoding) {
+    net.dispose();
+    throw new Error(`plugin '${plugin.id}': its data source yields data-space examples (dataShape) but its network has no encoding`);
+  }
   const rawNet = (x: tf.Tensor, c: tf.Tensor1D, cond?: { labels?: tf.Tensor1D }) => net.apply(x, c, cond);
+  const denoiser = makeDenoiser(rawNet, parts.parametrization);
   return {
     net,
     variables: net.variables,
     loss(batch: Batch): tf.Scalar {
       return tf.tidy(() => {
-        const { x0, eps, sigma, labels } = batch as unknown as DiffusionBatchKeys;
+        const { x0: given, data, eps, sigma, labels } = batch as unknown as DiffusionBatchKeys;
         const cond = labels ? { labels: labels as tf.Tensor1D } : undefined;
+        // A learned encoding runs inside the tape, so its variables train with the denoiser (Diffusion-LM, sec. 4.1).
+        const x0 = data !== undefined && net.encoding ? net.encoding.encode(data) : given;
+        if (!x0) throw new Error('diffusion model: the batch has neither x0 nor data');
         const sigmas = sigma.dataSync();
         const perSample = dsmPerSampleLossGivenNoise(rawNet, parts.parametrization, x0, sigmas, eps, parts.objective, cond);
         let loss = tf.mean(perSample) as tf.Scalar;
         if (plugin.lossAdapter) {
-          loss = tf.add(loss, plugin.lossAdapter.extraLoss(labels ? { x: x0, labels: labels as tf.Tensor1D } : { x: x0 }, net));
+          const ex = data ?? x0;
+          const extra = plugin.lossAdapter.extraLoss(labels ? { x: ex, labels: labels as tf.Tensor1D } : { x: ex }, net, {
+            x0,
+            eps,
+            sigma: sigma as tf.Tensor1D,
+            denoiser,
+            sigmaMin: parts.schedule.sigmaMin,
+            sigmaMax: parts.schedule.sigmaMax,
+            model: options.model,
+          });
+          loss = tf.add(loss, extra);
         }
         return loss;
       });

@@ -128,8 +128,12 @@ export function drawTrainingBatch(
   const rng = Rng.derive(config.seed, step);
   const idx = sampler.indices(step * B, B);
   const batch = data.batch(idx, rng);
-  const x0 = batch.x.dataSync() as Float32Array;
-  const shape = [...batch.x.shape];
+  // Sources in data space (token ids) hand the network its input as `data`; it encodes them (LearnedEncoding).
+  const dataSpace = data.dataShape !== undefined;
+  const dataDType = batch.x.dtype === 'int32' ? 'int32' : 'float32';
+  const x0 = batch.x.dataSync() as Float32Array | Int32Array;
+  const xShape = [...batch.x.shape];
+  const shape = dataSpace ? [B, ...data.exampleShape] : xShape;
   let labels: Int32Array | undefined;
   if (batch.labels && data.numClasses !== undefined) {
     labels = Int32Array.from(batch.labels.dataSync());
@@ -138,13 +142,21 @@ export function drawTrainingBatch(
   }
   tf.dispose([batch.x, batch.labels]);
   const sigmas = noise.sample(rng, B);
-  const eps = rng.normalArray(x0.length);
+  const eps = rng.normalArray(shape.reduce((a, b) => a * b, 1));
+  const examples: HostBatch = dataSpace
+    ? { data: dataDType === 'int32' ? { shape: xShape, dtype: 'int32', data: Int32Array.from(x0) } : { shape: xShape, dtype: 'float32', data: Float32Array.from(x0) } }
+    : { x0: { shape, dtype: 'float32', data: Float32Array.from(x0) } };
   return {
-    x0: { shape, dtype: 'float32', data: Float32Array.from(x0) },
+    ...examples,
     eps: { shape, dtype: 'float32', data: eps },
     sigma: { shape: [B], dtype: 'float32', data: Float32Array.from(sigmas) },
     ...(labels ? { labels: { shape: [B], dtype: 'int32' as const, data: labels } } : {}),
   };
+}
+
+/** A data source's dataShape / dataInfo (sources in data space), for run.json, checkpoints and the network. */
+export function dataFacts(data: Pick<DataSource, 'dataShape' | 'dataInfo'>): { dataShape?: readonly number[]; dataInfo?: unknown } {
+  return { ...(data.dataShape !== undefined ? { dataShape: data.dataShape } : {}), ...(data.dataInfo !== undefined ? { dataInfo: data.dataInfo } : {}) };
 }
 
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
@@ -180,6 +192,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     diffusion: config.diffusion,
     exampleShape: data.exampleShape,
     ...(data.numClasses !== undefined ? { numClasses: data.numClasses } : {}),
+    ...dataFacts(data),
     seed: config.seed,
   };
   const factory = {
@@ -216,7 +229,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     if (emaSpec && !ema) ema = (await trainer.getWeights()).map((t) => ({ ...t, data: Float32Array.from(t.data) }));
 
     mkdirSync(outDir, { recursive: true });
-    writeFileAtomic(join(outDir, 'run.json'), `${JSON.stringify({ modality: plugin.id, configFile: opts.configFile, config, exampleShape: data.exampleShape, numClasses: data.numClasses }, null, 2)}\n`);
+    writeFileAtomic(join(outDir, 'run.json'), `${JSON.stringify({ modality: plugin.id, configFile: opts.configFile, config, exampleShape: data.exampleShape, numClasses: data.numClasses, ...dataFacts(data) }, null, 2)}\n`);
     const metricsFile = join(outDir, 'metrics.jsonl');
     const params = trainer.variables.reduce((n, v) => n + v.shape.reduce((a, b) => a * b, 1), 0);
     log(
@@ -224,12 +237,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         `${params.toLocaleString('en-US')} parameters, steps ${start}->${total}, batch ${config.train.batch_size}`,
     );
 
-    const exampleInfo: ExampleInfo = { exampleShape: data.exampleShape, ...(data.numClasses !== undefined ? { numClasses: data.numClasses } : {}) };
+    const exampleInfo: ExampleInfo = { exampleShape: data.exampleShape, ...(data.numClasses !== undefined ? { numClasses: data.numClasses } : {}), ...dataFacts(data) };
     const sampler = new EpochSampler(data.size, config.seed);
     const meta = () => ({
       modality: plugin.id,
       exampleShape: data.exampleShape,
       ...(data.numClasses !== undefined ? { numClasses: data.numClasses } : {}),
+      ...dataFacts(data),
       seed: config.seed,
       config,
       ...(opts.configFile ? { configFile: opts.configFile } : {}),
