@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
 import type { Linear } from '../nn/layers.js';
 import { relativeName } from '../nn/module.js';
@@ -316,6 +317,12 @@ export function classifierSidecarPath(weights: string): string {
   return weights.replace(/\.safetensors$/, '') + '.json';
 }
 
+/** Writes `record` as the JSON sidecar of the weights at `weights`, atomically; returns it. */
+export function writeClassifierSidecar<R>(weights: string, record: R): R {
+  writeFileAtomic(classifierSidecarPath(weights), `${JSON.stringify(record, null, 2)}\n`);
+  return record;
+}
+
 /** The sidecar's description of the weights file just written at `path`. */
 export function weightsFileRecord(path: string): { readonly weights: string; readonly sha256: string; readonly bytes: number } {
   const bytes = readFileSync(path);
@@ -355,45 +362,56 @@ export function nonNegativeArg(flag: string, v: string | undefined, int: boolean
   return n;
 }
 
-/** The flags of `ClassifierTrainingArgs`; `dataError` is the message of a missing `--data` folder. */
-export function classifierTrainingFlags(dataError: string): Record<
-  '--data' | '--out' | '--epochs' | '--batch-size' | '--lr' | '--weight-decay' | '--warmup' | '--seed' | '--workers',
-  ClassifierFlag<ClassifierTrainingArgs>
-> {
+/**
+ * The flags of `ClassifierTrainingArgs`, in the order a command lists them:
+ * --data --out --epochs --batch-size --lr --weight-decay [--warmup] --seed
+ * --workers. `dataError`: the message of a missing `--data` folder;
+ * `warmup`: whether the command takes --warmup (warmupSteps).
+ */
+export function classifierTrainingFlags(dataError: string, options: { readonly warmup?: boolean } = {}): [string, ClassifierFlag<ClassifierTrainingArgs>][] {
   const number = (key: 'epochs' | 'batchSize' | 'lr' | 'weightDecay' | 'warmupSteps' | 'seed', int: boolean): ClassifierFlag<ClassifierTrainingArgs> => ({
     value: true,
     set: (o, v, flag) => {
       o[key] = nonNegativeArg(flag, v, int);
     },
   });
-  return {
-    '--data': {
-      value: true,
-      set: (o, v) => {
-        if (!v) throw new Error(dataError);
-        o.dataDir = v;
+  return [
+    [
+      '--data',
+      {
+        value: true,
+        set: (o, v) => {
+          if (!v) throw new Error(dataError);
+          o.dataDir = v;
+        },
       },
-    },
-    '--out': {
-      value: true,
-      set: (o, v) => {
-        if (!v || !v.endsWith('.safetensors')) throw new Error('--out needs a path ending in .safetensors');
-        o.out = v;
+    ],
+    [
+      '--out',
+      {
+        value: true,
+        set: (o, v) => {
+          if (!v || !v.endsWith('.safetensors')) throw new Error('--out needs a path ending in .safetensors');
+          o.out = v;
+        },
       },
-    },
-    '--epochs': number('epochs', true),
-    '--batch-size': number('batchSize', true),
-    '--lr': number('lr', false),
-    '--weight-decay': number('weightDecay', false),
-    '--warmup': number('warmupSteps', true),
-    '--seed': number('seed', true),
-    '--workers': {
-      value: true,
-      set: (o, v, flag) => {
-        o.workers = Math.max(1, nonNegativeArg(flag, v, true));
+    ],
+    ['--epochs', number('epochs', true)],
+    ['--batch-size', number('batchSize', true)],
+    ['--lr', number('lr', false)],
+    ['--weight-decay', number('weightDecay', false)],
+    ...(options.warmup ? [['--warmup', number('warmupSteps', true)] as [string, ClassifierFlag<ClassifierTrainingArgs>]] : []),
+    ['--seed', number('seed', true)],
+    [
+      '--workers',
+      {
+        value: true,
+        set: (o, v, flag) => {
+          o.workers = Math.max(1, nonNegativeArg(flag, v, true));
+        },
       },
-    },
-  };
+    ],
+  ];
 }
 
 /**

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { useBackend } from '../../../core/backend/select.js';
-import { writeFileAtomic } from '../../../core/io/atomic.js';
 import { Rng } from '../../../core/random.js';
 import {
   classifierSidecarPath,
@@ -12,6 +11,7 @@ import {
   siblingFactory,
   trainClassifierEpochs,
   weightsFileRecord,
+  writeClassifierSidecar,
   type ClassifierTrainingArgs,
   type ClassifierTrainingOptions,
 } from '../../../core/training/classifier.js';
@@ -196,8 +196,7 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
         (o.skipFloors ? ' --no-floors' : ''),
       date: new Date().toISOString(),
     };
-    writeFileAtomic(digitSidecarPath(o.out), `${JSON.stringify(record, null, 2)}\n`);
-    return record;
+    return writeClassifierSidecar(o.out, record);
   } finally {
     net.dispose();
   }
@@ -208,17 +207,8 @@ export const digitSidecarPath: (weights: string) => string = classifierSidecarPa
 
 /** Parses `--name value` arguments of the training command (unknown flags are errors). */
 export function parseTrainDigitClassifierArgs(argv: readonly string[], defaults: { dataDir: string; out: string }): Omit<TrainDigitClassifierOptions, 'log'> {
-  const f = classifierTrainingFlags('--data needs the FSDD recordings folder');
   return parseClassifierTrainingArgs<Omit<TrainDigitClassifierOptions, 'log'>>(argv, { ...DEFAULT_TRAIN_DIGIT_CLASSIFIER, ...defaults }, [
-    ['--data', f['--data']],
-    ['--out', f['--out']],
-    ['--epochs', f['--epochs']],
-    ['--batch-size', f['--batch-size']],
-    ['--lr', f['--lr']],
-    ['--weight-decay', f['--weight-decay']],
-    ['--warmup', f['--warmup']],
-    ['--seed', f['--seed']],
-    ['--workers', f['--workers']],
+    ...classifierTrainingFlags('--data needs the FSDD recordings folder', { warmup: true }),
     [
       '--length',
       {

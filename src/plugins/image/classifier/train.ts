@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import { useBackend } from '../../../core/backend/select.js';
-import { writeFileAtomic } from '../../../core/io/atomic.js';
 import { Rng } from '../../../core/random.js';
 import {
   classifierSidecarPath,
@@ -10,6 +9,7 @@ import {
   siblingFactory,
   trainClassifierEpochs,
   weightsFileRecord,
+  writeClassifierSidecar,
   type ClassifierTrainingArgs,
   type ClassifierTrainingOptions,
 } from '../../../core/training/classifier.js';
@@ -143,8 +143,7 @@ export async function trainFashionClassifier(o: TrainClassifierOptions): Promise
       command: `npm run train:classifier -- --epochs ${o.epochs} --batch-size ${o.batchSize} --lr ${o.lr} --weight-decay ${o.weightDecay} --seed ${o.seed} --workers ${o.workers}${o.randomFlip ? ' --flip' : ''}`,
       date: new Date().toISOString(),
     };
-    writeFileAtomic(sidecarPath(o.out), `${JSON.stringify(record, null, 2)}\n`);
-    return record;
+    return writeClassifierSidecar(o.out, record);
   } finally {
     net.dispose();
   }
@@ -155,16 +154,8 @@ export const sidecarPath: (weights: string) => string = classifierSidecarPath;
 
 /** Parses `--name value` arguments of the training command (unknown flags are errors). */
 export function parseTrainClassifierArgs(argv: readonly string[], defaults: { dataDir: string; out: string }): Omit<TrainClassifierOptions, 'log'> {
-  const f = classifierTrainingFlags('--data needs a folder');
   return parseClassifierTrainingArgs<Omit<TrainClassifierOptions, 'log'>>(argv, { ...DEFAULT_TRAIN_CLASSIFIER, ...defaults }, [
-    ['--data', f['--data']],
-    ['--out', f['--out']],
-    ['--epochs', f['--epochs']],
-    ['--batch-size', f['--batch-size']],
-    ['--lr', f['--lr']],
-    ['--weight-decay', f['--weight-decay']],
-    ['--seed', f['--seed']],
-    ['--workers', f['--workers']],
+    ...classifierTrainingFlags('--data needs a folder'),
     [
       '--flip',
       {
