@@ -317,10 +317,54 @@ export function classifierSidecarPath(weights: string): string {
   return weights.replace(/\.safetensors$/, '') + '.json';
 }
 
-/** Writes `record` as the JSON sidecar of the weights at `weights`, atomically; returns it. */
-export function writeClassifierSidecar<R>(weights: string, record: R): R {
-  writeFileAtomic(classifierSidecarPath(weights), `${JSON.stringify(record, null, 2)}\n`);
-  return record;
+/** Writes `record`, stamped with the date (its last field), as the JSON sidecar of the weights at `weights`, atomically; returns it. */
+export function writeClassifierSidecar<R extends { readonly date: string }>(weights: string, record: Omit<R, 'date'>): R {
+  const stamped = { ...record, date: new Date().toISOString() } as unknown as R;
+  writeFileAtomic(classifierSidecarPath(weights), `${JSON.stringify(stamped, null, 2)}\n`);
+  return stamped;
+}
+
+/** A mean and a standard deviation (over subsets or splits). */
+export interface MeanStd {
+  readonly mean: number;
+  readonly std: number;
+}
+
+/** KID of the real test split and of a noise control against the training split, over subsets. */
+export interface KidFloors {
+  readonly testVsTrain: MeanStd;
+  readonly noiseVsTrain: MeanStd;
+  readonly subsets: number;
+  readonly subsetSize: number;
+}
+
+/** The fields every classifier's JSON sidecar has (a plugin's record adds its own). */
+export interface ClassifierSidecar<C> {
+  readonly weights: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly parameters: number;
+  readonly config: C;
+  /** Accuracy on the test split, in [0, 1]. */
+  readonly testAccuracy: number;
+  readonly testExamples: number;
+  readonly testLoss: number;
+  readonly trainAccuracy: number;
+  readonly trainExamples: number;
+  readonly seed: number;
+  readonly epochs: number;
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly optimizer: { readonly kind: 'adamw'; readonly lr: number; readonly weightDecay: number; readonly schedule: string };
+  readonly trainer: string;
+  readonly workers: number;
+  readonly backend: string;
+  /** Wall time of training and the accuracy evaluation (not the floors), on a shared 2-core machine. */
+  readonly seconds: number;
+  readonly epochLosses: readonly number[];
+  readonly data: { readonly train: string; readonly test: string };
+  readonly command: string;
+  readonly date: string;
 }
 
 /** The sidecar's description of the weights file just written at `path`. */
@@ -329,13 +373,25 @@ export function weightsFileRecord(path: string): { readonly weights: string; rea
   return { weights: basename(path), sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.byteLength };
 }
 
+/** The sidecar's fields on the run's length and optimizer, in sidecar order: seed, epochs, steps, batchSize, optimizer. */
+export function runRecord(
+  o: ClassifierTrainingOptions,
+  run: ClassifierEpochResult,
+): Pick<ClassifierSidecar<unknown>, 'seed' | 'epochs' | 'steps' | 'batchSize' | 'optimizer'> {
+  return { seed: o.seed, epochs: o.epochs, steps: run.totalSteps, batchSize: o.batchSize, optimizer: optimizerRecord(o) };
+}
+
+/** The sidecar's fields on where and how fast it trained, in sidecar order: trainer, workers, backend, seconds (rounded), epochLosses. */
+export function trainerRecord(
+  run: ClassifierEpochResult,
+  backend: string,
+  seconds: number,
+): Pick<ClassifierSidecar<unknown>, 'trainer' | 'workers' | 'backend' | 'seconds' | 'epochLosses'> {
+  return { trainer: run.trainer, workers: run.workers, backend, seconds: Math.round(seconds), epochLosses: run.epochLosses };
+}
+
 /** The sidecar's `optimizer` entry. */
-export function optimizerRecord(o: Pick<ClassifierTrainingOptions, 'lr' | 'weightDecay' | 'warmupSteps'>): {
-  readonly kind: 'adamw';
-  readonly lr: number;
-  readonly weightDecay: number;
-  readonly schedule: string;
-} {
+export function optimizerRecord(o: Pick<ClassifierTrainingOptions, 'lr' | 'weightDecay' | 'warmupSteps'>): ClassifierSidecar<unknown>['optimizer'] {
   return { kind: 'adamw', lr: o.lr, weightDecay: o.weightDecay, schedule: `linear warm-up ${o.warmupSteps} steps, cosine decay to 0` };
 }
 

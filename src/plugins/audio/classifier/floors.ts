@@ -5,6 +5,7 @@ import { amScore, classMarginal, inceptionScore, modifiedInceptionScore } from '
 import { kernelInceptionDistance } from '../../../core/metrics/kid.js';
 import type { FeatureExtractor, FeatureSet } from '../../../core/metrics/types.js';
 import { Rng } from '../../../core/random.js';
+import type { KidFloors, MeanStd } from '../../../core/training/classifier.js';
 import type { AudioDataSource } from '../data.js';
 import { openFsdd, windowBatch } from './data.js';
 
@@ -27,19 +28,9 @@ export interface DigitFloors {
   /** FD to the training split. */
   readonly fd: { readonly testVsTrain: number; readonly noiseVsTrain: number; readonly shuffledVsTrain: number };
   /** KID to the training split: mean and std over subsets. */
-  readonly kid: {
-    readonly testVsTrain: { readonly mean: number; readonly std: number };
-    readonly noiseVsTrain: { readonly mean: number; readonly std: number };
-    readonly subsets: number;
-    readonly subsetSize: number;
-  };
+  readonly kid: KidFloors;
   /** IS over `isSplits` splits of the rows in a seeded random order. */
-  readonly is: {
-    readonly test: { readonly mean: number; readonly std: number };
-    readonly train: { readonly mean: number; readonly std: number };
-    readonly noise: { readonly mean: number; readonly std: number };
-    readonly shuffled: { readonly mean: number; readonly std: number };
-  };
+  readonly is: { readonly test: MeanStd; readonly train: MeanStd; readonly noise: MeanStd; readonly shuffled: MeanStd };
   readonly isSplits: number;
   readonly mis: { readonly test: number; readonly train: number; readonly noise: number; readonly shuffled: number };
   /** AM against the training split's class marginal. */

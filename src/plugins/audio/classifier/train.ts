@@ -6,12 +6,14 @@ import {
   classifierSidecarPath,
   classifierTrainingFlags,
   nonNegativeArg,
-  optimizerRecord,
   parseClassifierTrainingArgs,
+  runRecord,
   siblingFactory,
   trainClassifierEpochs,
+  trainerRecord,
   weightsFileRecord,
   writeClassifierSidecar,
+  type ClassifierSidecar,
   type ClassifierTrainingArgs,
   type ClassifierTrainingOptions,
 } from '../../../core/training/classifier.js';
@@ -57,40 +59,17 @@ export const DEFAULT_TRAIN_DIGIT_CLASSIFIER: Omit<TrainDigitClassifierOptions, '
   skipFloors: false,
 };
 
-/** The JSON sidecar written next to the weights. */
-export interface DigitClassifierRecord {
-  readonly weights: string;
-  readonly sha256: string;
-  readonly bytes: number;
-  readonly parameters: number;
-  readonly config: DigitCnnConfig;
+/** The JSON sidecar written next to the weights (core's common fields, then the audio's own). */
+export interface DigitClassifierRecord extends ClassifierSidecar<DigitCnnConfig> {
   /** Accuracy on the whole official test split (recordings 0-4: 300 clips), in [0, 1]. */
   readonly testAccuracy: number;
-  readonly testExamples: number;
-  readonly testLoss: number;
   /** confusion[true digit][predicted digit] on the test split. */
   readonly testConfusion: number[][];
-  readonly trainAccuracy: number;
-  readonly trainExamples: number;
-  readonly seed: number;
-  readonly epochs: number;
-  readonly steps: number;
-  readonly batchSize: number;
-  readonly optimizer: { readonly kind: 'adamw'; readonly lr: number; readonly weightDecay: number; readonly schedule: string };
   readonly augment: AugmentOptions;
-  readonly trainer: string;
-  readonly workers: number;
-  readonly backend: string;
-  /** Wall time of training and the accuracy evaluation (not the floors), on a shared 2-core machine. */
-  readonly seconds: number;
-  readonly epochLosses: readonly number[];
   /** Test accuracy after each epoch: monitoring only (the weights are always the last epoch's). */
   readonly epochTestAccuracy: readonly number[];
-  readonly data: { readonly train: string; readonly test: string };
   /** Every metric between real test and training data, and for noise-like controls, with these weights. */
   readonly floors?: DigitFloors;
-  readonly command: string;
-  readonly date: string;
 }
 
 /** Mean and std of the log-mel dB values of the centred training windows (the input standardization). */
@@ -162,7 +141,7 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
       );
     }
     await net.save(o.out, { format: 'difflab fsdd digit classifier', seed: String(o.seed), test_accuracy: testEval.accuracy.toFixed(4) });
-    const record: DigitClassifierRecord = {
+    return writeClassifierSidecar<DigitClassifierRecord>(o.out, {
       ...weightsFileRecord(o.out),
       parameters: net.parameterCount(),
       config,
@@ -172,17 +151,9 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
       testConfusion: testEval.confusion,
       trainAccuracy: trainEval.accuracy,
       trainExamples: trainEval.examples,
-      seed: o.seed,
-      epochs: o.epochs,
-      steps: run.totalSteps,
-      batchSize: o.batchSize,
-      optimizer: optimizerRecord(o),
+      ...runRecord(o, run),
       augment: o.augment,
-      trainer: run.trainer,
-      workers: run.workers,
-      backend: backend.name,
-      seconds: Math.round(seconds),
-      epochLosses: run.epochLosses,
+      ...trainerRecord(run, backend.name, seconds),
       epochTestAccuracy,
       data: {
         train: `FSDD recordings/{digit}_{speaker}_{index}.wav, index 5-49: ${train.size} clips at ${train.sampleRate} Hz, peak-normalized, windows of ${L}`,
@@ -194,16 +165,14 @@ export async function trainDigitClassifier(o: TrainDigitClassifierOptions): Prom
         `--warmup ${o.warmupSteps} --seed ${o.seed} --workers ${o.workers}` +
         (L !== DEFAULT_DIGIT_CNN.length ? ` --length ${L}` : '') +
         (o.skipFloors ? ' --no-floors' : ''),
-      date: new Date().toISOString(),
-    };
-    return writeClassifierSidecar(o.out, record);
+    });
   } finally {
     net.dispose();
   }
 }
 
 /** `x.safetensors` -> `x.json`. */
-export const digitSidecarPath: (weights: string) => string = classifierSidecarPath;
+export { classifierSidecarPath as digitSidecarPath };
 
 /** Parses `--name value` arguments of the training command (unknown flags are errors). */
 export function parseTrainDigitClassifierArgs(argv: readonly string[], defaults: { dataDir: string; out: string }): Omit<TrainDigitClassifierOptions, 'log'> {

@@ -5,6 +5,7 @@ import { amScore, classMarginal, inceptionScore, modifiedInceptionScore } from '
 import { kernelInceptionDistance } from '../../../core/metrics/kid.js';
 import type { FeatureExtractor, FeatureSet } from '../../../core/metrics/types.js';
 import { Rng } from '../../../core/random.js';
+import type { KidFloors, MeanStd } from '../../../core/training/classifier.js';
 import { openFashion } from './data.js';
 
 /**
@@ -21,18 +22,9 @@ export interface FashionFloors {
   /** FD(test, train) and FD(noise, train). */
   readonly fd: { readonly testVsTrain: number; readonly noiseVsTrain: number };
   /** KID(test, train) and KID(noise, train): mean and std over subsets. */
-  readonly kid: {
-    readonly testVsTrain: { readonly mean: number; readonly std: number };
-    readonly noiseVsTrain: { readonly mean: number; readonly std: number };
-    readonly subsets: number;
-    readonly subsetSize: number;
-  };
+  readonly kid: KidFloors;
   /** IS of the real test split, of the training split, and of noise images (10 splits each). */
-  readonly is: {
-    readonly test: { readonly mean: number; readonly std: number };
-    readonly train: { readonly mean: number; readonly std: number };
-    readonly noise: { readonly mean: number; readonly std: number };
-  };
+  readonly is: { readonly test: MeanStd; readonly train: MeanStd; readonly noise: MeanStd };
   readonly mis: { readonly test: number; readonly noise: number };
   /** AM of the test split / noise images against the training split's class marginal. */
   readonly am: { readonly test: number; readonly noise: number };

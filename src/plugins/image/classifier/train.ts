@@ -4,12 +4,14 @@ import { Rng } from '../../../core/random.js';
 import {
   classifierSidecarPath,
   classifierTrainingFlags,
-  optimizerRecord,
   parseClassifierTrainingArgs,
+  runRecord,
   siblingFactory,
   trainClassifierEpochs,
+  trainerRecord,
   weightsFileRecord,
   writeClassifierSidecar,
+  type ClassifierSidecar,
   type ClassifierTrainingArgs,
   type ClassifierTrainingOptions,
 } from '../../../core/training/classifier.js';
@@ -48,36 +50,13 @@ export const DEFAULT_TRAIN_CLASSIFIER: Omit<TrainClassifierOptions, 'dataDir' | 
   config: DEFAULT_FASHION_CNN,
 };
 
-/** The JSON sidecar written next to the weights. */
-export interface ClassifierRecord {
-  readonly weights: string;
-  readonly sha256: string;
-  readonly bytes: number;
-  readonly parameters: number;
-  readonly config: FashionCnnConfig;
+/** The JSON sidecar written next to the weights (core's common fields, then the flips and the floors). */
+export interface ClassifierRecord extends ClassifierSidecar<FashionCnnConfig> {
   /** Accuracy on the full test split (t10k, 10000 images), in [0, 1]. */
   readonly testAccuracy: number;
-  readonly testExamples: number;
-  readonly testLoss: number;
-  readonly trainAccuracy: number;
-  readonly trainExamples: number;
-  readonly seed: number;
-  readonly epochs: number;
-  readonly steps: number;
-  readonly batchSize: number;
-  readonly optimizer: { readonly kind: 'adamw'; readonly lr: number; readonly weightDecay: number; readonly schedule: string };
   readonly randomFlip: boolean;
-  readonly trainer: string;
-  readonly workers: number;
-  readonly backend: string;
-  /** Wall time of training and the accuracy evaluation (not the floors), on a shared 2-core machine. */
-  readonly seconds: number;
-  readonly epochLosses: readonly number[];
-  readonly data: { readonly train: string; readonly test: string };
   /** Every metric between real test and training data (and for noise images), with these weights. */
   readonly floors: FashionFloors;
-  readonly command: string;
-  readonly date: string;
 }
 
 export async function trainFashionClassifier(o: TrainClassifierOptions): Promise<ClassifierRecord> {
@@ -118,7 +97,7 @@ export async function trainFashionClassifier(o: TrainClassifierOptions): Promise
     const floors = await measureFashionFloors(new FashionClassifierExtractor(net), o.dataDir);
     o.log(`floors: FD(test, train) ${floors.fd.testVsTrain.toFixed(4)}, FD(noise, train) ${floors.fd.noiseVsTrain.toFixed(1)}; IS(test) ${floors.is.test.mean.toFixed(3)}`);
     await net.save(o.out, { format: 'difflab fashion classifier', seed: String(o.seed), test_accuracy: testEval.accuracy.toFixed(4) });
-    const record: ClassifierRecord = {
+    return writeClassifierSidecar<ClassifierRecord>(o.out, {
       ...weightsFileRecord(o.out),
       parameters: net.parameterCount(),
       config: o.config,
@@ -127,30 +106,20 @@ export async function trainFashionClassifier(o: TrainClassifierOptions): Promise
       testLoss: testEval.loss,
       trainAccuracy: trainEval.accuracy,
       trainExamples: trainEval.examples,
-      seed: o.seed,
-      epochs: o.epochs,
-      steps: run.totalSteps,
-      batchSize: o.batchSize,
-      optimizer: optimizerRecord(o),
+      ...runRecord(o, run),
       randomFlip: o.randomFlip,
-      trainer: run.trainer,
-      workers: run.workers,
-      backend: backend.name,
-      seconds: Math.round(seconds),
-      epochLosses: run.epochLosses,
+      ...trainerRecord(run, backend.name, seconds),
       data: { train: train.description, test: test.description },
       floors,
       command: `npm run train:classifier -- --epochs ${o.epochs} --batch-size ${o.batchSize} --lr ${o.lr} --weight-decay ${o.weightDecay} --seed ${o.seed} --workers ${o.workers}${o.randomFlip ? ' --flip' : ''}`,
-      date: new Date().toISOString(),
-    };
-    return writeClassifierSidecar(o.out, record);
+    });
   } finally {
     net.dispose();
   }
 }
 
 /** `x.safetensors` -> `x.json`. */
-export const sidecarPath: (weights: string) => string = classifierSidecarPath;
+export { classifierSidecarPath as sidecarPath };
 
 /** Parses `--name value` arguments of the training command (unknown flags are errors). */
 export function parseTrainClassifierArgs(argv: readonly string[], defaults: { dataDir: string; out: string }): Omit<TrainClassifierOptions, 'log'> {
