@@ -2,9 +2,9 @@
  * `npm run demo`: difflab's main job end to end, in one run folder.
  *
  *   1. trains configs/audio-fsdd-demo.yaml (a small digit-conditional
- *      DiffWave under EDM; about 10 minutes on 2 cores) on spoken digits:
- *      the full FSDD when it is on disk, else the 360-clip slice that ships
- *      in datasets/fsdd-slice (the choice is printed);
+ *      DiffWave under EDM; about 10 minutes on 2 cores) on one speaker's
+ *      spoken digits, the 500-clip slice that ships in datasets/fsdd-slice
+ *      (--data trains on another folder);
  *   2. samples every digit with classifier-free guidance (Ho & Salimans 2022,
  *      https://arxiv.org/abs/2207.12598) and a few unconditional clips,
  *      written as 16-bit WAVs and spectrogram grids;
@@ -56,30 +56,22 @@ export interface DemoData {
 }
 
 /**
- * The demo's data: --data when given; else the full FSDD if it is on disk
- * (the workspace copy in ../shared/datasets/fsdd, or datasets/fsdd from
- * `difflab datasets fetch fsdd`); else the slice the demo config names,
- * which ships with difflab. Training takes the same time on any of them
- * (the config fixes the steps); the full set gives the model and the
- * metrics' reference more speakers.
+ * The demo's data: --data when given, else the folder the config names
+ * (the one-speaker FSDD slice that ships with difflab), found like the audio
+ * plugin finds it: from the working folder, then from the config's folder.
+ * The full FSDD is not picked up on its own: the demo's budget is sized for
+ * one voice (configs/audio-fsdd.yaml trains on every speaker).
  */
-export function chooseDemoData(root: string, configPath: string, given: string | undefined, exists: (p: string) => boolean = existsSync): DemoData {
+export function chooseDemoData(configFile: string, configPath: string, given: string | undefined, exists: (p: string) => boolean = existsSync): DemoData {
   if (given !== undefined) {
     const path = resolve(given);
     if (!exists(path)) throw new Error(`--data ${given}: no such folder`);
     return { path, why: 'given by --data' };
   }
-  const candidates: DemoData[] = [
-    { path: resolve(root, '..', 'shared', 'datasets', 'fsdd', 'recordings'), why: 'the full FSDD, found in ../shared/datasets/fsdd' },
-    { path: resolve(root, 'datasets', 'fsdd', 'recordings'), why: 'the full FSDD, found in datasets/fsdd (difflab datasets fetch fsdd)' },
-    {
-      path: resolve(root, configPath),
-      why: `the FSDD slice that ships with difflab, as configs/audio-fsdd-demo.yaml names it (no full FSDD found; \`npx difflab datasets fetch fsdd\` gets it)`,
-    },
-  ];
-  const found = candidates.find((c) => exists(c.path));
-  if (!found) throw new Error(`no spoken-digit data found; looked in ${candidates.map((c) => c.path).join(', ')}`);
-  return found;
+  const candidates = [resolve(configPath), resolve(dirname(configFile), configPath)];
+  const path = candidates.find((c) => exists(c));
+  if (!path) throw new Error(`${configFile}: data.path ${configPath} not found (looked in ${candidates.join(', ')})`);
+  return { path, why: `one speaker's digits, the FSDD slice that ships with difflab; --data DIR trains on another folder, e.g. the full FSDD from \`npx difflab datasets fetch fsdd\`` };
 }
 
 interface DemoOptions {
@@ -175,7 +167,7 @@ async function demo(opts: DemoOptions): Promise<void> {
   const configFile = opts.config !== undefined ? resolve(opts.config) : DEFAULT_CONFIG;
   const difflab = createDifflab();
   const base = loadRunConfig(configFile, difflab.plugins) as RunConfig<AudioDataConfig, AudioModelConfig>;
-  const data = chooseDemoData(ROOT, base.data.path, opts.data);
+  const data = chooseDemoData(configFile, base.data.path, opts.data);
   const config: RunConfig<AudioDataConfig, AudioModelConfig> = { ...base, data: { ...base.data, path: data.path } };
   const outDir = resolve(opts.out ?? join(ROOT, 'runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
   if (listCheckpoints(outDir).length > 0) throw new Error(`${outDir} already holds a trained run; choose another --out`);
@@ -367,7 +359,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     .option('--n-per-class <n>', 'guided samples written per digit', positiveInt, 2)
     .option('--n-uncond <n>', 'unconditional samples written', nonNegativeInt, 4)
     .option('--steps <n>', "sampler steps (default: the config's sample.steps)", positiveInt)
-    .option('--eval-n <n>', 'guided samples scored (class-balanced; each costs about 14 s of one core with the demo config)', positiveInt, 50)
+    .option('--eval-n <n>', 'guided samples scored (class-balanced; each costs about 4 s of one core with the demo config)', positiveInt, 50)
     .option('--data <dir>', 'folder of FSDD WAVs (default: the full FSDD when found, else the shipped slice)')
     .option('--config <file>', 'an audio run config to use instead of configs/audio-fsdd-demo.yaml')
     .exitOverride();

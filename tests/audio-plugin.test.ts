@@ -22,7 +22,7 @@ import { audioPlugin, readWavFile, type AudioDataConfig, type AudioModelConfig }
 import { expectNoTensorLeak } from './helpers/tensors.js';
 
 const registry = createDifflab().plugins;
-const SLICE = 'datasets/fsdd-slice/recordings';
+const SLICE = '../datasets/fsdd-slice/recordings';
 const FSDD = '../shared/datasets/fsdd/recordings';
 
 beforeAll(async () => {
@@ -80,12 +80,12 @@ describe('audio plugin', () => {
     expect(() => parseRunConfig({ ...raw, model: { ...raw['model'], layer: 3 } }, 'demo.yaml', registry)).toThrow('demo.yaml: model.layer: unknown key');
   });
 
-  it('the demo slice: 300 train and 60 test clips of 10 digits, with its license', async () => {
+  it('the demo slice: one speaker, 450 train and 50 test clips of 10 digits, with its license', async () => {
     const demo = loadRunConfig('configs/audio-fsdd-demo.yaml', registry) as RunConfig<AudioDataConfig, AudioModelConfig>;
     const ctx = (split: 'train' | 'test') => ({ split, baseDir: 'configs', rng: new Rng(0), log: quiet });
     const train = await audioPlugin.openData(demo.data, ctx('train'));
     const test = await audioPlugin.openData(demo.data, ctx('test'));
-    expect([train.size, test.size, train.numClasses]).toEqual([300, 60, 10]);
+    expect([train.size, test.size, train.numClasses]).toEqual([450, 50, 10]);
     expect(train.exampleShape).toEqual([demo.data.length, 1]);
     expect(existsSync('datasets/fsdd-slice/LICENSE')).toBe(true);
   });
@@ -137,13 +137,13 @@ describe('audio plugin', () => {
       // Written at the rate of the run's data config (the WriteContext), not a default.
       expect([w.sampleRate, w.channels, w.frames, w.bitsPerSample]).toEqual([4000, 1, 512, 16]);
     }
-    // 2 x 2 grid of 129-bin x 9-frame spectrograms (512 samples, hop 64) with 2-pixel borders.
+    // 2 x 2 grid of 65-bin x 17-frame spectrograms (512 samples at 4 kHz: a 32 ms window of 128, hop 32) with 2-pixel borders.
     const grid = await sharp(files[0]!).metadata();
-    expect([grid.width, grid.height]).toEqual([2 * 9 + 3 * 2, 2 * 129 + 3 * 2]);
+    expect([grid.width, grid.height]).toEqual([2 * 17 + 3 * 2, 2 * 65 + 3 * 2]);
     // Heun with 3 steps: 3 frames, two rows (noisy x, denoised).
     expect(frames).toHaveLength(3);
     const strip = await sharp(files[4]!).metadata();
-    expect([strip.width, strip.height]).toEqual([3 * 9 + 4 * 2, 2 * 129 + 3 * 2]);
+    expect([strip.width, strip.height]).toEqual([3 * 17 + 4 * 2, 2 * 65 + 3 * 2]);
   });
 
   it('data-parallel workers import the plugin from its source and reproduce the in-process losses', async () => {

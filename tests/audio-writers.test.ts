@@ -13,6 +13,7 @@ import {
   readWavFile,
   rfft,
   samplePaths,
+  windowFor,
   stftDb,
   writeAudioSamples,
   writeSpectrogramStrip,
@@ -135,6 +136,8 @@ describe('writers', () => {
     expect(meta.format).toBe('png');
     expect([meta.width, meta.height, meta.channels]).toEqual([3 * 16 + 4 * 2, 2 * 129 + 3 * 2, 3]);
     expect([w.width, w.height]).toEqual([meta.width, meta.height]);
+    // The default window follows the rate: ~32 ms, a power of two.
+    expect([8000, 4000, 16000, 22050].map(windowFor)).toEqual([256, 128, 512, 512]);
     expect(samplePaths('/a/b.wav', 12).wavs[11]).toBe('/a/b-11.wav');
     expect(samplePaths('/a/b', 1)).toEqual({ png: '/a/b.png', wavs: ['/a/b-0.wav'] });
     await expect(writeAudioSamples({ data: [1, 2], shape: [1, 1, 2] }, join(dir, 'bad.png'), { sampleRate: 8000 })).rejects.toThrow(

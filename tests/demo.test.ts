@@ -15,27 +15,26 @@ function demo(args: string[]) {
 }
 
 describe('npm run demo', () => {
-  it('package.json runs it, and ships the data slice its config names', () => {
+  it('package.json runs it, and ships the data slice its config names (relative to the config, so it works from node_modules too)', () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string>; files: string[] };
     expect(pkg.scripts['demo']).toBe('tsx scripts/demo.ts');
     expect(pkg.files).toContain('datasets/fsdd-slice');
-    expect(readFileSync('configs/audio-fsdd-demo.yaml', 'utf8')).toMatch(/^\s+path: datasets\/fsdd-slice\/recordings$/m);
+    expect(readFileSync('configs/audio-fsdd-demo.yaml', 'utf8')).toMatch(/^\s+path: \.\.\/datasets\/fsdd-slice\/recordings$/m);
+    expect(existsSync(resolve('configs', '../datasets/fsdd-slice/recordings'))).toBe(true);
   });
 
-  it('picks --data, else the full FSDD when on disk, else the shipped slice, and says which', () => {
-    const root = '/r';
-    const slice = 'datasets/fsdd-slice/recordings';
+  it("picks --data, else the config's folder (from the working folder, then the config's folder), and says which", () => {
+    const slice = '../datasets/fsdd-slice/recordings';
     const has = (...paths: string[]) => (p: string) => paths.includes(p);
-    expect(chooseDemoData(root, slice, undefined, has('/shared/datasets/fsdd/recordings', '/r/datasets/fsdd/recordings', '/r/' + slice))).toEqual({
-      path: '/shared/datasets/fsdd/recordings',
-      why: 'the full FSDD, found in ../shared/datasets/fsdd',
-    });
-    expect(chooseDemoData(root, slice, undefined, has('/r/datasets/fsdd/recordings', '/r/' + slice)).path).toBe('/r/datasets/fsdd/recordings');
-    const fallback = chooseDemoData(root, slice, undefined, has('/r/' + slice));
-    expect(fallback.path).toBe('/r/' + slice);
-    expect(fallback.why).toMatch(/^the FSDD slice that ships with difflab.*no full FSDD found; `npx difflab datasets fetch fsdd` gets it/);
-    expect(chooseDemoData(root, slice, 'mine', has(resolve('mine')))).toEqual({ path: resolve('mine'), why: 'given by --data' });
-    expect(() => chooseDemoData(root, slice, undefined, has())).toThrow(/^no spoken-digit data found; looked in \/shared\/datasets\/fsdd\/recordings, /);
+    const shipped = chooseDemoData('/pkg/configs/demo.yaml', slice, undefined, has('/pkg/datasets/fsdd-slice/recordings'));
+    expect(shipped.path).toBe('/pkg/datasets/fsdd-slice/recordings');
+    expect(shipped.why).toMatch(/^one speaker's digits, the FSDD slice that ships with difflab; --data DIR trains on another folder/);
+    // A path that exists from the working folder wins, as in the audio plugin.
+    expect(chooseDemoData('/pkg/configs/demo.yaml', 'mine', undefined, has(resolve('mine'), '/pkg/configs/mine')).path).toBe(resolve('mine'));
+    expect(chooseDemoData('/pkg/configs/demo.yaml', slice, 'mine', has(resolve('mine')))).toEqual({ path: resolve('mine'), why: 'given by --data' });
+    expect(() => chooseDemoData('/pkg/configs/demo.yaml', slice, undefined, has())).toThrow(
+      /^\/pkg\/configs\/demo\.yaml: data\.path \.\.\/datasets\/fsdd-slice\/recordings not found \(looked in /,
+    );
   });
 
   it('a bad option is a one-line error with a non-zero exit', () => {
@@ -62,11 +61,11 @@ describe('npm run demo', () => {
     expect(files).toEqual([...Array.from({ length: 10 }, (_, d) => `digit-${d}-0.wav`), 'digits.png', 'unconditional-0.wav', 'unconditional.png']);
     for (const f of files.filter((f) => f.endsWith('.wav'))) {
       const w = readWavFile(join(samples, f));
-      expect([w.sampleRate, w.channels, w.frames, w.bitsPerSample]).toEqual([8000, 1, 6000, 16]);
+      expect([w.sampleRate, w.channels, w.frames, w.bitsPerSample]).toEqual([4000, 1, 2000, 16]);
     }
-    // 10 rows (digits) of one spectrogram each: 6000 samples, hop 64 -> 94 frames; 129 bins; 2-pixel borders.
+    // 10 rows (digits) of one spectrogram each: 2000 samples at 4 kHz, a 32 ms window (128) and hop 32 -> 63 frames; 65 bins; 2-pixel borders.
     const grid = await sharp(join(samples, 'digits.png')).metadata();
-    expect([grid.width, grid.height]).toEqual([94 + 2 * 2, 10 * 129 + 11 * 2]);
+    expect([grid.width, grid.height]).toEqual([63 + 2 * 2, 10 * 65 + 11 * 2]);
     expect(existsSync(join(out, 'checkpoints'))).toBe(true);
     expect(existsSync(join(out, 'metrics.jsonl'))).toBe(true);
 
@@ -75,7 +74,12 @@ describe('npm run demo', () => {
       sampler: string;
       nfe: number;
       guidance: number;
-      metrics: { fd: { value: number; floor: number }; is?: { value: number; floor: number }; counts: { samples: number } } | null;
+      metrics: {
+        fd: { value: number; floor: number };
+        is?: { value: number; floor: number };
+        classAccuracy?: { value: number; floor: number };
+        counts: { samples: number };
+      } | null;
       metrics_skipped?: string;
     };
     expect([evaluation.step, evaluation.sampler, evaluation.nfe, evaluation.guidance]).toEqual([2, 'heun', 3, 2]);
@@ -88,7 +92,10 @@ describe('npm run demo', () => {
       expect(Number.isFinite(evaluation.metrics.fd.value)).toBe(true);
       expect(Number.isFinite(evaluation.metrics.fd.floor)).toBe(true);
       expect(evaluation.metrics.is?.floor).toBeGreaterThan(1);
-      expect(r.stdout).toMatch(/metrics +.*evaluation\.json \(FD [\d.]+, floor [\d.]+\)/);
+      // One sample per digit, each scored against the digit it was asked for.
+      expect(evaluation.metrics.classAccuracy!.value * 10).toBeCloseTo(Math.round(evaluation.metrics.classAccuracy!.value * 10), 9);
+      expect(evaluation.metrics.classAccuracy!.floor).toBeGreaterThan(0);
+      expect(r.stdout).toMatch(/metrics +.*evaluation\.json \(FD [\d.]+, floor [\d.]+; the classifier hears the requested digit in \d+ % of them \(real clips: \d+ %\)\)/);
     }
   });
 });

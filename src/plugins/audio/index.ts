@@ -3,7 +3,7 @@ import { DIGIT_CLASSIFIER_WEIGHTS, loadDigitClassifier } from './classifier/extr
 import { audioDataSchema, audioModelSchema, type AudioDataConfig, type AudioModelConfig } from './config.js';
 import { openAudioData } from './data.js';
 import { createAudioNetwork } from './diffwave.js';
-import { writeAudioSamples, writeSampleRate, writeSpectrogramStrip } from './writers.js';
+import { writeAudioSamples, writeSampleRate, writeSpectrogramStrip, windowFor } from './writers.js';
 
 /**
  * The audio-waveform modality: WAV files (wav-decoder) in, resampled,
@@ -24,8 +24,8 @@ export const audioPlugin: ModalityPlugin<AudioDataConfig, AudioModelConfig> = {
     if (w.clipped > 0) process.stderr.write(`audio: ${w.clipped} sample value(s) outside [-1, 1) clipped in ${w.wavs.length} WAV file(s)\n`);
     return [w.png, ...w.wavs];
   },
-  async writeTrajectory(frames, path) {
-    const w = await writeSpectrogramStrip(frames, path);
+  async writeTrajectory(frames, path, ctx) {
+    const w = await writeSpectrogramStrip(frames, path, { nFft: windowFor(writeSampleRate(ctx, path)) });
     return [w.path];
   },
   /**

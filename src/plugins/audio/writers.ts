@@ -156,10 +156,16 @@ export interface WrittenAudio {
   readonly clipped: number;
 }
 
+/** The power-of-two STFT length nearest to a 32 ms window (256 at 8 kHz, 128 at 4 kHz): speech's usual analysis frame. */
+export function windowFor(sampleRate: number): number {
+  return 2 ** Math.max(2, Math.round(Math.log2(0.032 * sampleRate)));
+}
+
 /**
  * Writes a batch of waveforms x [B, T, 1] (diffusion space = sample values)
  * as B 16-bit PCM WAV files `<stem>-<i>.wav` and one PNG grid `<stem>.png`
- * of their spectrograms (dB relative to full scale unless `reference`).
+ * of their spectrograms (dB relative to full scale unless `reference`;
+ * a 32 ms window unless `nFft`).
  */
 export async function writeAudioSamples(x: WaveLike, path: string, opts: AudioSampleOptions): Promise<WrittenAudio> {
   const clips = clipsOf(await toPlain(x), path);
@@ -173,7 +179,7 @@ export async function writeAudioSamples(x: WaveLike, path: string, opts: AudioSa
   });
   const cols = opts.cols ?? Math.ceil(Math.sqrt(clips.length));
   if (!Number.isInteger(cols) || cols < 1) throw new Error(`${path}: cols must be a positive integer, got ${cols}`);
-  const cells = clips.map((c) => spectrogramCell(c, opts));
+  const cells = clips.map((c) => spectrogramCell(c, { ...opts, nFft: opts.nFft ?? windowFor(opts.sampleRate) }));
   const rows: SpectrogramCell[][] = [];
   cells.forEach((cell, i) => (rows[Math.floor(i / cols)] ??= []).push(cell));
   const { width, height } = await writeCells(rows, png, opts.border ?? 2);
