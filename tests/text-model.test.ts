@@ -10,7 +10,7 @@ import { PluginRegistry } from '../src/core/plugin.js';
 import { Rng } from '../src/core/random.js';
 import { trainRun } from '../src/core/training/engine.js';
 import { latestCheckpointDir, loadCheckpoint } from '../src/core/training/checkpoint.js';
-import { buildVocabulary, createTextNetwork, textPlugin, tiktokenIds, type TextTransformer, type TextVocabulary } from '../src/plugins/text/index.js';
+import { buildVocabulary, createTextNetwork, textPlugin, tiktokenIds, type TextDataConfig, type TextTransformer, type TextVocabulary } from '../src/plugins/text/index.js';
 import { expectWasmGradientsMatchCpu, perturbVariables } from './helpers/gradcheck.js';
 import { expectNoTensorLeak, maxRelError } from './helpers/tensors.js';
 
@@ -140,7 +140,7 @@ describe('training and sampling on wasm', () => {
     const model = loadModel(textPlugin, config, { exampleShape: ckpt.meta.exampleShape, dataShape: ckpt.meta.dataShape!, dataInfo: ckpt.meta.dataInfo }, ckpt.ema!);
     const info = { exampleShape: model.exampleShape, dataShape: model.dataShape!, dataInfo: model.dataInfo };
     await expectNoTensorLeak(async () => {
-      const known = textPlugin.knownFromPrompt!({ prefix: 'To be' }, { data: config.data, info, net: model.net });
+      const known = textPlugin.knownFromPrompt!({ prefix: 'To be' }, { data: config.data as TextDataConfig, info, net: model.net });
       const r = generate(model, { n: 3, seed: 2, known });
       const ids = toDataSpace(model, r.x);
       // The prefix' embeddings are imposed exactly; what the rounding head reads there depends on training.
@@ -148,12 +148,12 @@ describe('training and sampling on wasm', () => {
       const xs = r.x.arraySync() as number[][][];
       const kv = known.values.arraySync() as number[][][];
       for (const row of xs) for (let i = 0; i < prefixLen; i++) expect(row[i]).toEqual(kv[0]![i]);
-      const files = await textPlugin.writeSamples!(ids, join(dir, 'samples.png'), { data: config.data, info });
+      const files = await textPlugin.writeSamples!(ids, join(dir, 'samples.png'), { data: config.data as TextDataConfig, info });
       expect(files).toEqual([join(dir, 'samples.txt')]);
       expect(readFileSync(files[0]!, 'utf8').match(/--- sample \d ---/g)).toHaveLength(3);
       tf.dispose([r.x, ids, known.values, known.mask]);
     }, 'infilled sampling');
-    expect(() => textPlugin.knownFromPrompt!({ prefix: 'To be or not to be that is the question' }, { data: config.data, info, net: model.net })).toThrow(/do not fit the model's window of 8 tokens/);
+    expect(() => textPlugin.knownFromPrompt!({ prefix: 'To be or not to be that is the question' }, { data: config.data as TextDataConfig, info, net: model.net })).toThrow(/do not fit the model's window of 8 tokens/);
     model.dispose();
   }, 120_000);
 });
