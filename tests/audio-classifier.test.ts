@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDifflab, parseRunConfig, readYamlFile, Rng, trainRun, useBackend, type RunConfig } from '../src/index.js';
@@ -257,7 +257,8 @@ describe('difflab eval on a tiny audio run', () => {
     raw['train'] = { ...raw['train'], steps: 2, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 2, sample_every: 0 };
     const cfg = parseRunConfig(raw, 'configs/audio-fsdd-demo.yaml (tiny)', registry) as RunConfig<AudioDataConfig, AudioModelConfig>;
     const out = mkdtempSync(join(tmpdir(), 'difflab-audio-eval-'));
-    await trainRun({ config: cfg, plugin: audioPlugin, outDir: out, baseDir: 'configs', log: () => {} });
+    // As `difflab train` does: the config file is recorded, so `eval` resolves the relative data path against its folder.
+    await trainRun({ config: cfg, plugin: audioPlugin, outDir: out, configFile: resolve('configs/audio-fsdd-demo.yaml'), log: () => {} });
     const json = join(out, 'eval.json');
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', out, '--n', '6', '--batch', '3', '--steps', '2', '--json', json], {
       encoding: 'utf8',

@@ -199,7 +199,7 @@ export function buildProgram(): Command {
         runDir: string,
         opts: { n: number; batch: number; sampler?: string; steps?: number; seed: number; class?: number; guidance?: number; features?: string; ema: boolean; json?: string },
       ) => {
-        const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
+        const { plugin, model, config, ckpt, weightsKind, dataBaseDir } = await openRun(program, runDir, opts.ema);
         try {
           if (plugin.scoreSamples) {
             // The plugin's own metrics (e.g. text: n-gram perplexity, distinct-n) on samples generated in batches.
@@ -223,7 +223,7 @@ export function buildProgram(): Command {
               data: config.data,
               info: exampleInfo(model),
               net: model.net,
-              openData: (split) => plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log }),
+              openData: (split) => plugin.openData(config.data, { split, baseDir: dataBaseDir, rng: new Rng(opts.seed), log }),
               seed: opts.seed,
               sigmaMin: diffusionFromConfig(config.diffusion).schedule.sigmaMin,
               log,
@@ -239,7 +239,7 @@ export function buildProgram(): Command {
           if (!plugin.featureExtractor) throw new Error(`the '${plugin.id}' plugin has no feature network for metrics`);
           const extractor = await plugin.featureExtractor({ ...exampleInfo(model), data: config.data }, opts.features);
           const open = (split: 'train' | 'test') =>
-            plugin.openData(config.data, { split, baseDir: process.cwd(), rng: new Rng(opts.seed), log: (m) => process.stderr.write(`${m}\n`) });
+            plugin.openData(config.data, { split, baseDir: dataBaseDir, rng: new Rng(opts.seed), log: (m) => process.stderr.write(`${m}\n`) });
           const [train, test] = [await open('train'), await open('test')];
           const sample = sampleOverrides(opts);
           const t0 = Date.now();
@@ -291,11 +291,11 @@ export function buildProgram(): Command {
     .option('--no-ema', 'use the raw weights instead of the EMA weights')
     .option('--json <file>', 'also write the results as JSON')
     .action(async (runDir: string, opts: { n: number; batch: number; steps: number; probes: number; seed: number; ema: boolean; json?: string }) => {
-      const { plugin, model, config } = await openRun(program, runDir, opts.ema);
+      const { plugin, model, config, dataBaseDir } = await openRun(program, runDir, opts.ema);
       try {
         const data = await plugin.openData(config.data, {
           split: 'test',
-          baseDir: process.cwd(),
+          baseDir: dataBaseDir,
           rng: new Rng(opts.seed),
           log: (m) => process.stderr.write(`${m}\n`),
         });

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { selectBackend } from '../core/backend/select.js';
 import { parseRunConfig, type RunConfig } from '../core/config/load.js';
@@ -14,7 +14,15 @@ export async function openRun(
   program: Command,
   runDir: string,
   ema: boolean,
-): Promise<{ plugin: AnyModalityPlugin; model: LoadedModel; config: RunConfig; ckpt: ReturnType<typeof loadCheckpoint>; weightsKind: 'EMA' | 'raw' }> {
+): Promise<{
+  plugin: AnyModalityPlugin;
+  model: LoadedModel;
+  config: RunConfig;
+  ckpt: ReturnType<typeof loadCheckpoint>;
+  weightsKind: 'EMA' | 'raw';
+  /** Where the run's relative data paths resolve (after the working folder): its config file's folder, as at training time. */
+  dataBaseDir: string;
+}> {
   const difflab = createDifflab();
   const ckptDir = latestCheckpointDir(runDir);
   if (!ckptDir) throw new Error(`${runDir}: no checkpoint found (train it first with difflab train)`);
@@ -30,7 +38,8 @@ export async function openRun(
     ...(ckpt.meta.dataInfo !== undefined ? { dataInfo: ckpt.meta.dataInfo } : {}),
   };
   const model = loadModel(plugin, config, info, useEma ? ckpt.ema! : ckpt.state.weights);
-  return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw' };
+  const dataBaseDir = ckpt.meta.configFile ? dirname(resolve(ckpt.meta.configFile)) : process.cwd();
+  return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw', dataBaseDir };
 }
 
 export function positiveInt(v: string): number {
