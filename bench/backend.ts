@@ -9,8 +9,9 @@
  *
  * Rows: wasm on 1 core (in-process), wasm on all cores (DataParallelTrainer,
  * one worker per core), tfjs `cpu` (about 1 GFLOP/s, so only 1 timed step
- * after 1 warm-up on a 2-row batch by default), tfjs-node when installed, PyTorch with 1 thread
- * and with all threads. Each row: warm-up steps excluded, median of timed
+ * after 1 warm-up on a 2-row batch by default), native TensorFlow (tfjs-node,
+ * built by `npm run install:native`; it uses every core itself) when
+ * installed, PyTorch with 1 thread and with all threads. Each row: warm-up steps excluded, median of timed
  * steps. Writes bench/results/backend.json.
  *
  * Flags: --steps N, --warmup N (wasm and tfjs-node rows), --cpu-steps N,
@@ -21,17 +22,15 @@
  * (`createBackendNet`): the data-parallel workers import it from here.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { selectBackend, useBackend } from '../src/core/backend/select.js';
+import { useBackend } from '../src/core/backend/select.js';
 import { DataParallelTrainer } from '../src/core/parallel/data-parallel-trainer.js';
 import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { Batch, HostBatch, HostTensor, OptimizerSpec, StepResult, TrainableModel, Trainer } from '../src/core/parallel/types.js';
 import { Rng } from '../src/core/random.js';
-import { ensureTorch, firstLine, fmt, median, timeTrainerSteps, type TorchOutcome } from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, printBreakdown, printKernels, printTable, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 export interface BackendNetOptions {
   readonly seed: number;
@@ -159,7 +158,7 @@ async function timeTrainer(
   warmupBatch: HostBatch = batch,
 ): Promise<Row> {
   let t: Trainer | undefined;
-  const load = loadavg()[0] as number;
+  const load = loadavg1();
   try {
     t = await make();
     const timed = await timeTrainerSteps(t, engine, warmup, steps, (_i, warm) => (warm ? warmupBatch : batch));
@@ -185,7 +184,7 @@ async function timeTrainer(
 }
 
 /** Kernel time of one wasm training step (forward, backward, Adam), summed by kernel name. */
-async function profileWasmStep(batch: HostBatch): Promise<{ kernel: string; ms: number; calls: number }[]> {
+async function profileWasmStep(batch: HostBatch): Promise<KernelRow[]> {
   await useBackend('wasm');
   const model = createBackendNet(NET);
   const opt = tf.train.adam(OPTIMIZER.learningRate);
@@ -204,40 +203,26 @@ async function profileWasmStep(batch: HostBatch): Promise<{ kernel: string; ms: 
     });
   run(); // warm-up: creates Adam's slots, JITs
   const info = await tf.profile(() => run());
-  const by = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = by.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls += 1;
-    by.set(k.name, e);
-  }
   opt.dispose();
   tf.dispose([...model.variables, ...Object.values(tensors)]);
-  return [...by.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((p, q) => q.ms - p.ms);
+  return byKernel(info);
 }
 
+interface TorchJson {
+  step_ms: number[];
+  median_ms: number;
+  steps_per_s: number;
+  torch: string;
+  threads: number;
+  mkldnn: boolean;
+}
 
 function torchRow(python: string, threads: number, warmup: number, steps: number): Row {
   const engine = `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}`;
-  const load = loadavg()[0] as number;
-  const r = spawnSync(
-    python,
-    [join(here, 'torch', 'backend_net.py'), '--threads', String(threads), '--warmup', String(warmup), '--steps', String(steps)],
-    { encoding: 'utf8', timeout: 15 * 60_000 },
-  );
-  if (r.status !== 0) {
-    const why = (r.stderr ?? '').trim().split('\n').pop() ?? r.error?.message ?? `exit ${r.status}`;
-    return { engine, threads, status: 'failed', reason: why };
-  }
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
-    step_ms: number[];
-    median_ms: number;
-    steps_per_s: number;
-    torch: string;
-    threads: number;
-    mkldnn: boolean;
-  };
+  const load = loadavg1();
+  const r = runTorchScript<TorchJson>(python, 'backend_net.py', ['--threads', String(threads), '--warmup', String(warmup), '--steps', String(steps)]);
+  if (!r.ok) return { engine, threads, status: 'failed', reason: r.reason };
+  const j = r.json;
   return {
     engine,
     threads,
@@ -258,10 +243,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const cores = availableParallelism();
   const batch = makeBatch();
-  const loadBefore = loadavg()[0] as number;
-  if (loadBefore > 0.5 * cores) {
-    console.log(`note: 1-minute load average is ${loadBefore.toFixed(2)} on ${cores} cores; other processes share the CPU, so times are inflated`);
-  }
+  const loadBefore = noteLoad(cores);
   const rows: Row[] = [];
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -301,28 +283,28 @@ async function main(): Promise<void> {
   );
   rows.push(wasmAll);
 
-  let profile: { kernel: string; ms: number; calls: number }[] | undefined;
+  let profile: KernelRow[] | undefined;
   if (args.profile) {
     log('profiling one wasm step...');
     profile = await profileWasmStep(batch);
   }
 
-  // tfjs-node: only when installed (its installer needs a download this machine cannot make).
+  // Native TensorFlow: when `npm run install:native` (or tfjs-node-gpu) has installed it.
   let nodeRow: Row;
-  try {
-    const sel = await selectBackend('tfjs-node');
-    log('tfjs-node...');
+  const native = await activateBackend();
+  if (native.ok) {
+    log(`${native.name}...`);
     nodeRow = await timeTrainer(
-      'tfjs-node (native TF)',
+      `${native.name} (native TF)`,
       cores,
-      () => LocalTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, backend: 'tfjs-node' }),
+      () => LocalTrainer.create({ factory: FACTORY, optimizer: OPTIMIZER, backend: native.name }),
       args.warmup,
       args.steps,
       batch,
     );
-    nodeRow = { ...nodeRow, extra: { ...nodeRow.extra, backend: sel.reason } };
-  } catch (err) {
-    nodeRow = { engine: 'tfjs-node (native TF)', threads: cores, status: 'skipped', reason: firstLine(err) };
+    nodeRow = { ...nodeRow, extra: { ...nodeRow.extra, backend: native.reason } };
+  } else {
+    nodeRow = { engine: 'tfjs-node (native TF)', threads: cores, status: 'skipped', reason: native.reason };
   }
 
   let cpuRow: Row;
@@ -363,11 +345,7 @@ async function main(): Promise<void> {
     r.engine.startsWith('pytorch') ? '1.00' : fmt(vsTorch(r)),
     r.status === 'ok' ? `${r.stepMs?.length} timed, ${r.warmup} warm-up` : `${r.status}: ${r.reason}`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const l of lines) console.log(line(l));
+  printTable(header, lines);
 
   const summary = {
     wasm_all_cores_vs_pytorch: ratio(wasmAll, torchN),
@@ -375,36 +353,17 @@ async function main(): Promise<void> {
     wasm_1_core_vs_pytorch_1_thread: ratio(wasm1, torch1),
     tfjs_cpu_vs_pytorch_1_thread: ratio(cpuRow, torch1),
     tfjs_node_vs_pytorch: ratio(nodeRow, torchN),
+    tfjs_node_vs_wasm_all_cores: ratio(nodeRow, wasmAll),
     ...(torchReason ? { pytorch_reason: torchReason } : {}),
     ...(nodeRow.status !== 'ok' ? { tfjs_node_reason: nodeRow.reason } : {}),
   };
   console.log('\nsummary:', JSON.stringify(summary));
-  if (wasmAll.breakdown) {
-    const b = wasmAll.breakdown;
-    console.log(
-      `data-parallel step breakdown (mean ms, slowest replica): compute ${fmt(b['computeMs'], 1)}, ` +
-        `barrier wait ${fmt(b['waitMs'], 1)}, all-reduce ${fmt(b['reduceMs'], 1)}, Adam ${fmt(b['applyMs'], 1)}`,
-    );
-  }
-  if (profile) {
-    const total = profile.reduce((s, k) => s + k.ms, 0);
-    console.log(`wasm kernels, one step (${total.toFixed(0)} ms of kernel time):`);
-    for (const k of profile.slice(0, 8)) {
-      console.log(`  ${k.kernel.padEnd(24)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)} %  (${k.calls} calls)`);
-    }
-  }
+  printBreakdown(wasmAll.breakdown, 'Adam', 1);
+  printKernels('wasm kernels, one step', profile);
 
   const report = {
     summary,
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores,
-      node: process.version,
-      tfjs: tf.version.tfjs,
-      date: new Date().toISOString(),
-      loadavg1_before: loadBefore,
-      loadavg1_after: loadavg()[0],
-    },
+    machine: machineInfo(loadBefore),
     config: {
       network: 'conv3x3 1->64, 3x 64->64, 64->1, SiLU, MSE, Adam(1e-3)',
       batch: BATCH,
@@ -419,9 +378,7 @@ async function main(): Promise<void> {
     rows,
     wasmProfile: profile,
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwrote ${args.out}`);
+  writeReport(args.out, report);
 }
 
 function createParamsCount(): number {

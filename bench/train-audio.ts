@@ -17,8 +17,10 @@
  * samples.
  *
  * Rows: wasm 1 core (LocalTrainer, in-process), wasm all cores
- * (DataParallelTrainer, one worker thread per core), PyTorch with 1 thread
- * and with all threads. Each: warm-up steps excluded, median of the timed
+ * (DataParallelTrainer, one worker thread per core), native TensorFlow
+ * (tfjs-node from `npm run install:native`, in-process at the config's batch;
+ * it uses every core itself) when installed, PyTorch with 1 thread and with
+ * all threads. Each: warm-up steps excluded, median of the timed
  * steps, clips/s = batch / median.
  *
  * Batch: the all-cores rows train the config's batch (8). One wasm heap is
@@ -39,8 +41,7 @@
  * --out FILE.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { useBackend } from '../src/core/backend/select.js';
@@ -55,18 +56,7 @@ import type { DiffusionModelOptions } from '../src/core/training/diffusion-model
 import type { AudioDataConfig, AudioModelConfig } from '../src/plugins/audio/config.js';
 import { createAudioNetwork, parseAudioModelConfig } from '../src/plugins/audio/diffwave.js';
 import { audioPlugin } from '../src/plugins/audio/index.js';
-import {
-  byKernel,
-  ensureTorch,
-  firstLine,
-  fmt,
-  loadavg1,
-  printKernels,
-  runTorchScript,
-  timeTrainerSteps,
-  type KernelRow,
-  type TorchOutcome,
-} from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..');
@@ -296,10 +286,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const cores = availableParallelism();
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
-  const loadBefore = loadavg1();
-  if (loadBefore > 0.5 * cores) {
-    console.log(`note: 1-minute load average is ${loadBefore.toFixed(2)} on ${cores} cores; other processes share the CPU, so times are inflated`);
-  }
+  const loadBefore = noteLoad(cores);
   const config = loadRunConfig(CONFIG_FILE, new PluginRegistry([audioPlugin]));
   const model = parseAudioModelConfig(config.model);
   const length = args.length ?? (config.data as AudioDataConfig).length;
@@ -396,15 +383,35 @@ async function main(): Promise<void> {
     }
   }
 
+  // Native TensorFlow: in-process at the config's batch (no wasm heap limit; TensorFlow uses every core itself).
+  const native = await activateBackend();
+  const engineNative = `difflab ${native.name}`;
+  if (native.ok) {
+    log(`${native.name}, batch ${B}...`);
+    let t: LocalTrainer | undefined;
+    try {
+      t = await LocalTrainer.create({ factory, optimizer, backend: native.name });
+      const row = await timeTrainer(engineNative, cores, t, config, B, length, args.warmup, args.steps, stepOptions);
+      rows.push({ ...row, params: difflabParams, extra: { ...row.extra, backend: native.reason } });
+    } catch (err) {
+      rows.push(failed(engineNative, cores, err));
+    } finally {
+      await t?.dispose();
+    }
+  } else {
+    rows.push({ engine: engineNative, threads: cores, status: 'skipped', reason: native.reason });
+  }
+
   // ------------------------------------------------------------------ report
   const find = (engine: string): Row | undefined => rows.find((r) => r.engine === engine);
+  const dNative = find(engineNative);
   const t1 = find(torchEngine(1));
   const tN = cores > 1 ? find(torchEngine(cores)) : t1;
   const d1 = find(engine1);
   const dN = find(engineN);
   const vsTorch = (r: Row): number | null => (r.engine.startsWith('pytorch') ? null : ratio(r, r.threads === 1 ? t1 : tN));
 
-  const order = [dN, d1, tN, t1].filter((r, i, a): r is Row => r !== undefined && a.indexOf(r) === i);
+  const order = [dNative, dN, d1, tN, t1].filter((r, i, a): r is Row => r !== undefined && a.indexOf(r) === i);
   const header = ['engine', 'threads', 'batch', 'clips/s', 'ms/step (median)', 'vs PyTorch (same threads)', 'load1 at start', 'note'];
   const lines = order.map((r) => [
     r.engine,
@@ -416,11 +423,7 @@ async function main(): Promise<void> {
     fmt(r.loadavg1AtStart),
     r.status === 'ok' ? `${r.timesMs?.length} timed steps, ${r.warmup} warm-up` : `${r.status}: ${r.reason}`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const l of lines) console.log(line(l));
+  printTable(header, lines);
 
   const torchReason = !torch.ok ? torch.reason : tN?.status !== 'ok' ? `PyTorch run failed: ${tN?.reason}` : undefined;
   const summary = {
@@ -428,47 +431,31 @@ async function main(): Promise<void> {
     train_per_core_vs_pytorch: ratio(d1, t1),
     train_difflab_all_cores_vs_1_core: ratio(dN, d1),
     train_pytorch_all_threads_vs_1_thread: cores > 1 ? ratio(tN, t1) : null,
+    train_tfjs_node_vs_pytorch: ratio(dNative, tN),
+    train_tfjs_node_vs_wasm_all_cores: ratio(dNative, dN),
     clips_per_s: {
       difflab_all_cores: dN?.clipsPerS ?? null,
       difflab_1_core: d1?.clipsPerS ?? null,
+      native_tensorflow: dNative?.clipsPerS ?? null,
       pytorch_all_threads: tN?.clipsPerS ?? null,
       pytorch_1_thread: t1?.clipsPerS ?? null,
     },
     ...(length !== (config.data as AudioDataConfig).length ? { note: `clips of ${length} samples (--length), not the config's ${(config.data as AudioDataConfig).length}` } : {}),
     ...(torchReason ? { pytorch_reason: torchReason } : {}),
+    ...(native.ok ? {} : { tfjs_node_reason: native.reason }),
     ...(problems.length ? { problems } : {}),
   };
   console.log('\nsummary:', JSON.stringify(summary));
   console.log(`parameters: difflab ${difflabParams.toLocaleString('en-US')}, PyTorch ${torchParams?.toLocaleString('en-US') ?? '-'}`);
-  const dp = dN?.breakdown;
-  if (dp) {
-    console.log(
-      `data-parallel step breakdown (mean ms, slowest replica): compute ${fmt(dp['computeMs'], 0)}, ` +
-        `barrier wait ${fmt(dp['waitMs'], 0)}, all-reduce ${fmt(dp['reduceMs'], 1)}, AdamW ${fmt(dp['applyMs'], 1)}`,
-    );
-  }
+  printBreakdown(dN?.breakdown, 'AdamW');
   printKernels(`wasm kernels, one training step, batch ${localB}`, trainProfile);
   const tprof = torchJson.get(cores)?.profile;
-  if (tprof) {
-    const total = tprof.reduce((s, k) => s + k.self_ms, 0);
-    console.log(`PyTorch ${cores} threads, one training step, top ops by self CPU time (${total.toFixed(0)} ms in these):`);
-    for (const k of tprof.slice(0, 8)) console.log(`  ${k.op.padEnd(40)} ${k.self_ms.toFixed(1).padStart(8)} ms  (${k.calls} calls)`);
-  }
+  printTorchProfile(cores, tprof);
 
   const torchInfo = [...torchJson.values()][0];
   const report = {
     summary,
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores,
-      node: process.version,
-      tfjs: tf.version.tfjs,
-      torch: torchInfo?.torch ?? null,
-      torch_mkldnn: torchInfo?.mkldnn ?? null,
-      date: new Date().toISOString(),
-      loadavg1_before: loadBefore,
-      loadavg1_after: loadavg1(),
-    },
+    machine: machineInfo(loadBefore, torchInfo ? { torch: torchInfo.torch, mkldnn: torchInfo.mkldnn } : undefined),
     config: {
       file: 'configs/audio-fsdd.yaml',
       model,
@@ -491,9 +478,7 @@ async function main(): Promise<void> {
     rows,
     profiles: { wasmTrainStep: trainProfile, pytorchTrainStep: tprof },
   };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwrote ${args.out}`);
+  writeReport(args.out, report);
   if (problems.length) {
     console.error(`error: ${problems.join('; ')}`);
     process.exitCode = 1;

@@ -14,8 +14,10 @@
  * distribution, Gaussian eps): speed does not depend on the pixels.
  *
  * Training rows: wasm 1 core (LocalTrainer, in-process), wasm all cores
- * (DataParallelTrainer, one worker thread per core), tfjs-node when
- * installed, PyTorch with 1 thread and with all threads. Each: warm-up steps
+ * (DataParallelTrainer, one worker thread per core), native TensorFlow
+ * (tfjs-node from `npm run install:native`, or tfjs-node-gpu) when installed,
+ * any backend named with --backend (e.g. webgpu, bench/gpu/run.sh), PyTorch
+ * with 1 thread and with all threads (or on --torch-device cuda). Each: warm-up steps
  * excluded, median of the timed steps, images/s = batch / median.
  *
  * Sampling rows: DPM-Solver++(2M), 20 NFE, Karras sigmas (rho 7), batch 64,
@@ -38,16 +40,17 @@
  * --torch-warmup N (3), --sample-batch N (64), --sample-nfe N (20),
  * --sample-runs N (3), --skip-torch, --skip-sample, --no-profile,
  * --torch-sdpa (PyTorch attention via scaled_dot_product_attention),
- * --out FILE.
+ * --backend NAME (repeatable; default: the native backend when installed),
+ * --skip-wasm, --torch-device DEV (cpu; cuda on a GPU machine), --out FILE.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { selectBackend, useBackend } from '../src/core/backend/select.js';
+import { useBackend, type BackendName } from '../src/core/backend/select.js';
 import { diffusionFromConfig } from '../src/core/config/diffusion.js';
 import { loadRunConfig, type RunConfig } from '../src/core/config/load.js';
 import { generate, loadModel, type LoadedModel } from '../src/core/generate.js';
@@ -56,7 +59,7 @@ import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { FactorySpec, HostBatch, NamedHostTensor, OptimizerSpec, StepOptions, StepResult, Trainer } from '../src/core/parallel/types.js';
 import { PluginRegistry } from '../src/core/plugin.js';
 import { Rng } from '../src/core/random.js';
-import { ensureTorch, firstLine, fmt, median, timeTrainerSteps, type TorchOutcome } from './lib/common.js';
+import { activateBackend, backendArg, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, median, noteLoad, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 import { stepsForNfe } from '../src/core/samplers/index.js';
 import { sigmasFor } from '../src/core/schedules/discretize.js';
 import type { DiffusionModelOptions } from '../src/core/training/diffusion-model.js';
@@ -82,6 +85,9 @@ interface Args {
   skipSample: boolean;
   profile: boolean;
   torchSdpa: boolean;
+  backends: BackendName[];
+  skipWasm: boolean;
+  torchDevice: string;
   out: string;
 }
 
@@ -98,6 +104,9 @@ function parseArgs(argv: string[]): Args {
     skipSample: false,
     profile: true,
     torchSdpa: false,
+    backends: [],
+    skipWasm: false,
+    torchDevice: 'cpu',
     out: join(here, 'results', 'train-image.json'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -119,6 +128,9 @@ function parseArgs(argv: string[]): Args {
       case '--skip-sample': a.skipSample = true; break;
       case '--no-profile': a.profile = false; break;
       case '--torch-sdpa': a.torchSdpa = true; break;
+      case '--backend': a.backends.push(backendArg(flag, argv[++i])); break;
+      case '--skip-wasm': a.skipWasm = true; break;
+      case '--torch-device': a.torchDevice = argv[++i] ?? 'cpu'; break;
       case '--out': a.out = resolve(argv[++i] ?? ''); break;
       default: throw new Error(`unknown flag ${flag}`);
     }
@@ -130,10 +142,6 @@ function parseArgs(argv: string[]): Args {
 
 function loadConfig(): RunConfig {
   return loadRunConfig(CONFIG_FILE, new PluginRegistry([imagePlugin]));
-}
-
-function load1(): number {
-  return loadavg()[0] as number;
 }
 
 /** Weights as one float32 file, in the network's variable order (the reader knows the shapes). */
@@ -307,7 +315,7 @@ async function timeTrainer(
   stepOptions: StepOptions,
 ): Promise<Row> {
   const B = config.train.batch_size;
-  const load = load1();
+  const load = loadavg1();
   const timed = await timeTrainerSteps(trainer, engine, warmup, steps, (i) => makeBatch(config, i), stepOptions);
   const med = timed.medianMs;
   const timesMs = timed.timesMs;
@@ -334,7 +342,7 @@ function failed(task: Task, engine: string, threads: number, err: unknown): Row 
 
 /** In-process sampling rows (wasm 1 core, tfjs-node). */
 function timeSampling(engine: string, threads: number, model: LoadedModel, args: Args, steps: number): Row {
-  const load = load1();
+  const load = loadavg1();
   sampleOnce(model, args.sampleBatch, Math.min(2, steps), 5);
   const timesMs: number[] = [];
   let nfe = 0;
@@ -382,7 +390,7 @@ async function timeSamplingProcesses(engine: string, procs: number, weightsFile:
   );
   try {
     for (const c of children) if ((await c.expect()) !== 'ready') throw new Error('sample worker did not report ready');
-    const load = load1();
+    const load = loadavg1();
     const timesMs: number[] = [];
     const childMs: number[][] = [];
     let nfe = 0;
@@ -438,31 +446,20 @@ async function timeSamplingProcesses(engine: string, procs: number, weightsFile:
   }
 }
 
-interface KernelRow {
-  kernel: string;
-  ms: number;
-  calls: number;
-}
-
-function byKernel(info: Awaited<ReturnType<typeof tf.profile>>): KernelRow[] {
-  const by = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = by.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls += 1;
-    by.set(k.name, e);
-  }
-  return [...by.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((p, q) => q.ms - p.ms);
-}
-
 // ---------------------------------------------------------------------------- PyTorch
 
+
+/** The PyTorch rows' engine name: threads on the CPU, the device otherwise. */
+function torchEngineName(threads: number, device: string): string {
+  return device === 'cpu' ? `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}` : `pytorch ${device}`;
+}
 
 interface TorchJson {
   torch: string;
   threads: number;
   mkldnn: boolean;
+  device: string;
+  gpu?: string;
   channels_last: boolean;
   sdpa: boolean;
   params: number;
@@ -479,10 +476,10 @@ function torchRows(
   planFile: string | undefined,
   profile: boolean,
 ): { rows: Row[]; json?: TorchJson } {
-  const engine = `pytorch ${threads === 1 ? '1 thread' : `${threads} threads`}`;
+  const engine = torchEngineName(threads, args.torchDevice);
   const cli = [
-    join(here, 'torch', 'unet.py'),
     '--threads', String(threads),
+    '--device', args.torchDevice,
     '--warmup', String(args.torchWarmup),
     '--steps', String(args.torchSteps),
     '--expect-params', String(expectParams),
@@ -492,15 +489,14 @@ function torchRows(
     ...(args.torchSdpa ? ['--sdpa'] : []),
     ...(profile ? ['--profile'] : []),
   ];
-  const r = spawnSync(python, cli, { encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.status !== 0) {
-    const why = (r.stderr ?? '').trim().split('\n').pop() ?? r.error?.message ?? `exit ${r.status}`;
-    const rows: Row[] = [failed('train', engine, threads, why)];
-    if (planFile) rows.push(failed('sample', engine, threads, why));
+  const r = runTorchScript<TorchJson>(python, 'unet.py', cli);
+  if (!r.ok) {
+    const rows: Row[] = [failed('train', engine, threads, r.reason)];
+    if (planFile) rows.push(failed('sample', engine, threads, r.reason));
     return { rows };
   }
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as TorchJson;
-  const extra = { torch: j.torch, threadsUsed: j.threads, mkldnn: j.mkldnn, channelsLast: j.channels_last, sdpa: j.sdpa, params: j.params };
+  const j = r.json;
+  const extra = { torch: j.torch, threadsUsed: j.threads, mkldnn: j.mkldnn, device: j.device, gpu: j.gpu, channelsLast: j.channels_last, sdpa: j.sdpa, params: j.params };
   const rows: Row[] = [
     {
       task: 'train',
@@ -544,10 +540,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const cores = availableParallelism();
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
-  const loadBefore = load1();
-  if (loadBefore > 0.5 * cores) {
-    console.log(`note: 1-minute load average is ${loadBefore.toFixed(2)} on ${cores} cores; other processes share the CPU, so times are inflated`);
-  }
+  const loadBefore = noteLoad(cores);
   const config = loadConfig();
   const parts = diffusionFromConfig(config.diffusion);
   const B = config.train.batch_size;
@@ -596,14 +589,16 @@ async function main(): Promise<void> {
       if (!torch.ok) console.log(`PyTorch rows skipped: ${torch.reason}`);
     }
     const torchJson = new Map<number, TorchJson>();
-    for (const threads of [...new Set([1, cores])]) {
+    // On a GPU (--torch-device cuda) PyTorch's thread count hardly matters: one row.
+    const torchThreads = args.torchDevice === 'cpu' ? [...new Set([1, cores])] : [cores];
+    for (const threads of torchThreads) {
       if (torch.ok) {
         log(`pytorch, ${threads} thread(s): train + sample...`);
         const r = torchRows(torch.python, threads, args, difflabParams, args.skipSample ? undefined : planFile, args.profile && threads === cores);
         rows.push(...r.rows);
         if (r.json) torchJson.set(threads, r.json);
       } else {
-        const engine = `pytorch ${threads} thread(s)`;
+        const engine = torchEngineName(threads, args.torchDevice);
         rows.push({ task: 'train', engine, threads, status: 'skipped', reason: torch.reason });
         if (!args.skipSample) rows.push({ task: 'sample', engine, threads, status: 'skipped', reason: torch.reason });
       }
@@ -613,114 +608,126 @@ async function main(): Promise<void> {
     if (mismatch) problems.push(mismatch.reason ?? 'parameter count mismatch');
 
     // difflab, wasm, 1 core.
-    log('wasm, 1 core (LocalTrainer, in-process)...');
     let weights: NamedHostTensor[] | undefined;
     let trainProfile: KernelRow[] | undefined;
+    let sampleProfile: KernelRow[] | undefined;
     const engine1 = 'difflab wasm, 1 core';
     const engineN = `difflab wasm, ${cores} cores`;
-    {
+    if (args.skipWasm) {
+      for (const task of args.skipSample ? (['train'] as const) : (['train', 'sample'] as const)) {
+        rows.push({ task, engine: engine1, threads: 1, status: 'skipped', reason: '--skip-wasm' });
+        rows.push({ task, engine: engineN, threads: cores, status: 'skipped', reason: '--skip-wasm' });
+      }
+    } else {
+      log('wasm, 1 core (LocalTrainer, in-process)...');
+      {
+        let t: LocalTrainer | undefined;
+        try {
+          t = await LocalTrainer.create({ factory, optimizer, backend: 'wasm' });
+          rows.push(await timeTrainer(engine1, 1, t, config, args.warmup, args.steps, stepOptions));
+          if (args.profile) {
+            log('profiling one wasm training step...');
+            const trainer = t;
+            const batch = makeBatch(config, 999);
+            trainProfile = byKernel(await tf.profile(async () => void (await trainer.step(batch, stepOptions))));
+          }
+          weights = await t.getWeights();
+        } catch (err) {
+          rows.push(failed('train', engine1, 1, err));
+        } finally {
+          await t?.dispose();
+        }
+      }
+
+      log(`wasm, ${cores} cores (DataParallelTrainer, ${cores} workers)...`);
+      {
+        let t: DataParallelTrainer | undefined;
+        try {
+          t = await DataParallelTrainer.create({ factory, optimizer, workers: cores, backend: 'wasm' });
+          const row = await timeTrainer(`${engineN} (data-parallel)`, cores, t, config, args.warmup, args.steps, stepOptions);
+          rows.push({ ...row, engine: engineN, extra: { ...row.extra, driver: `DataParallelTrainer, ${cores} worker threads` } });
+        } catch (err) {
+          rows.push(failed('train', engineN, cores, err));
+        } finally {
+          await t?.dispose();
+        }
+      }
+
+      if (!args.skipSample) {
+        const weightsFile = join(tmp, 'weights.f32');
+        if (weights) writeWeights(weightsFile, weights);
+        log(`wasm sampling, 1 core (${SAMPLER}, ${args.sampleNfe} NFE, batch ${args.sampleBatch})...`);
+        let model: LoadedModel | undefined;
+        try {
+          await useBackend('wasm');
+          model = samplingModel(config, weights ? weightsFile : undefined);
+          rows.push(timeSampling(engine1, 1, model, args, sampleSteps));
+          if (args.profile) {
+            const m = model;
+            const x = tf.randomNormal([args.sampleBatch, ...SHAPE]);
+            const s = sigmas[0] as number;
+            const sig = tf.fill([args.sampleBatch], s) as tf.Tensor1D;
+            sampleProfile = byKernel(await tf.profile(() => void tf.tidy(() => m.denoiser(x, sig).dataSync())));
+            tf.dispose([x, sig]);
+          }
+        } catch (err) {
+          rows.push(failed('sample', engine1, 1, err));
+        } finally {
+          model?.dispose();
+        }
+        log(`wasm sampling, ${cores} cores (${cores} processes)...`);
+        try {
+          const row = await timeSamplingProcesses(engineN, cores, weights ? weightsFile : undefined, args, sampleSteps);
+          rows.push({ ...row, extra: { ...row.extra, driver: `batch split over ${cores} child processes` } });
+        } catch (err) {
+          rows.push(failed('sample', engineN, cores, err));
+        }
+      }
+
+    }
+
+    // Native TensorFlow (default) or the backends named with --backend: training and sampling in this process.
+    const extraEngines: string[] = [];
+    const extraReasons: Record<string, string> = {};
+    for (const wanted of args.backends.length ? args.backends : [undefined]) {
+      const outcome = await activateBackend(wanted);
+      const engine = `difflab ${outcome.name}`;
+      extraEngines.push(engine);
+      if (!outcome.ok) {
+        extraReasons[outcome.name] = outcome.reason;
+        rows.push({ task: 'train', engine, threads: cores, status: 'skipped', reason: outcome.reason });
+        if (!args.skipSample) rows.push({ task: 'sample', engine, threads: cores, status: 'skipped', reason: outcome.reason });
+        continue;
+      }
+      log(`${outcome.name}...`);
       let t: LocalTrainer | undefined;
       try {
-        t = await LocalTrainer.create({ factory, optimizer, backend: 'wasm' });
-        rows.push(await timeTrainer(engine1, 1, t, config, args.warmup, args.steps, stepOptions));
-        if (args.profile) {
-          log('profiling one wasm training step...');
-          const trainer = t;
-          const batch = makeBatch(config, 999);
-          trainProfile = byKernel(await tf.profile(async () => void (await trainer.step(batch, stepOptions))));
-        }
-        weights = await t.getWeights();
+        t = await LocalTrainer.create({ factory, optimizer, backend: outcome.name });
+        const row = await timeTrainer(engine, cores, t, config, args.warmup, args.steps, stepOptions);
+        rows.push({ ...row, extra: { ...row.extra, backend: outcome.reason } });
       } catch (err) {
-        rows.push(failed('train', engine1, 1, err));
-      } finally {
-        await t?.dispose();
-      }
-    }
-
-    log(`wasm, ${cores} cores (DataParallelTrainer, ${cores} workers)...`);
-    {
-      let t: DataParallelTrainer | undefined;
-      try {
-        t = await DataParallelTrainer.create({ factory, optimizer, workers: cores, backend: 'wasm' });
-        const row = await timeTrainer(`${engineN} (data-parallel)`, cores, t, config, args.warmup, args.steps, stepOptions);
-        rows.push({ ...row, engine: engineN, extra: { ...row.extra, driver: `DataParallelTrainer, ${cores} worker threads` } });
-      } catch (err) {
-        rows.push(failed('train', engineN, cores, err));
-      } finally {
-        await t?.dispose();
-      }
-    }
-
-    let sampleProfile: KernelRow[] | undefined;
-    if (!args.skipSample) {
-      const weightsFile = join(tmp, 'weights.f32');
-      if (weights) writeWeights(weightsFile, weights);
-      log(`wasm sampling, 1 core (${SAMPLER}, ${args.sampleNfe} NFE, batch ${args.sampleBatch})...`);
-      let model: LoadedModel | undefined;
-      try {
-        await useBackend('wasm');
-        model = samplingModel(config, weights ? weightsFile : undefined);
-        rows.push(timeSampling(engine1, 1, model, args, sampleSteps));
-        if (args.profile) {
-          const m = model;
-          const x = tf.randomNormal([args.sampleBatch, ...SHAPE]);
-          const s = sigmas[0] as number;
-          const sig = tf.fill([args.sampleBatch], s) as tf.Tensor1D;
-          sampleProfile = byKernel(await tf.profile(() => void tf.tidy(() => m.denoiser(x, sig).dataSync())));
-          tf.dispose([x, sig]);
-        }
-      } catch (err) {
-        rows.push(failed('sample', engine1, 1, err));
-      } finally {
-        model?.dispose();
-      }
-      log(`wasm sampling, ${cores} cores (${cores} processes)...`);
-      try {
-        const row = await timeSamplingProcesses(engineN, cores, weights ? weightsFile : undefined, args, sampleSteps);
-        rows.push({ ...row, extra: { ...row.extra, driver: `batch split over ${cores} child processes` } });
-      } catch (err) {
-        rows.push(failed('sample', engineN, cores, err));
-      }
-    }
-
-    // tfjs-node: only when installed (its installer needs a download this machine cannot make).
-    const nodeEngine = 'difflab tfjs-node';
-    let nodeReason: string | undefined;
-    try {
-      const sel = await selectBackend('tfjs-node');
-      log('tfjs-node...');
-      let t: LocalTrainer | undefined;
-      try {
-        t = await LocalTrainer.create({ factory, optimizer, backend: 'tfjs-node' });
-        const row = await timeTrainer(nodeEngine, cores, t, config, args.warmup, args.steps, stepOptions);
-        rows.push({ ...row, extra: { ...row.extra, backend: sel.reason } });
-      } catch (err) {
-        rows.push(failed('train', nodeEngine, cores, err));
+        rows.push(failed('train', engine, cores, err));
       } finally {
         await t?.dispose();
       }
       if (!args.skipSample) {
         let model: LoadedModel | undefined;
         try {
+          await activateBackend(outcome.name);
           model = samplingModel(config);
-          rows.push(timeSampling(nodeEngine, cores, model, args, sampleSteps));
+          rows.push(timeSampling(engine, cores, model, args, sampleSteps));
         } catch (err) {
-          rows.push(failed('sample', nodeEngine, cores, err));
+          rows.push(failed('sample', engine, cores, err));
         } finally {
           model?.dispose();
         }
       }
-    } catch (err) {
-      nodeReason = firstLine(err);
-      rows.push({ task: 'train', engine: nodeEngine, threads: cores, status: 'skipped', reason: nodeReason });
-      if (!args.skipSample) rows.push({ task: 'sample', engine: nodeEngine, threads: cores, status: 'skipped', reason: nodeReason });
     }
 
     // ------------------------------------------------------------------ report
     const find = (task: Task, engine: string): Row | undefined => rows.find((r) => r.task === task && r.engine === engine);
-    const torchEngine = (n: number): string => (torch.ok ? `pytorch ${n === 1 ? '1 thread' : `${n} threads`}` : `pytorch ${n} thread(s)`);
-    const t1 = (task: Task): Row | undefined => find(task, torchEngine(1));
-    const tN = (task: Task): Row | undefined => find(task, torchEngine(cores));
+    const t1 = (task: Task): Row | undefined => find(task, torchEngineName(1, args.torchDevice));
+    const tN = (task: Task): Row | undefined => find(task, torchEngineName(cores, args.torchDevice));
     const vsTorch = (r: Row): number | null => (r.engine.startsWith('pytorch') ? null : ratio(r, r.threads === 1 ? t1(r.task) : tN(r.task)));
 
     const header = ['task', 'engine', 'threads', 'images/s', 'ms (median)', 'vs PyTorch (same threads)', 'load1 at start', 'note'];
@@ -738,11 +745,7 @@ async function main(): Promise<void> {
           : `batch ${r.batch}, ${String(r.extra?.['nfe'])} NFE: ${r.timesMs?.length} timed runs, ${r.warmup} warm-up`
         : `${r.status}: ${r.reason}`,
     ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
-    const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
-    console.log(line(header));
-    console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-    for (const l of lines) console.log(line(l));
+    printTable(header, lines);
 
     const torchReason = !torch.ok
       ? torch.reason
@@ -758,56 +761,36 @@ async function main(): Promise<void> {
       train_pytorch_all_threads_vs_1_thread: ratio(tN('train'), t1('train')),
       sample_difflab_all_cores_vs_1_core: ratio(find('sample', engineN), find('sample', engine1)),
       sample_pytorch_all_threads_vs_1_thread: ratio(tN('sample'), t1('sample')),
-      train_tfjs_node_vs_pytorch: ratio(find('train', nodeEngine), tN('train')),
-      sample_tfjs_node_vs_pytorch: ratio(find('sample', nodeEngine), tN('sample')),
+      // Per extra backend (native TensorFlow by default): against PyTorch and against wasm on all cores.
+      ...Object.fromEntries(
+        extraEngines.flatMap((e) => {
+          const key = e.replace(/^difflab /, '').replace(/-/g, '_');
+          return (['train', 'sample'] as const).flatMap((task) => [
+            [`${task}_${key}_vs_pytorch`, ratio(find(task, e), tN(task))],
+            [`${task}_${key}_vs_wasm_all_cores`, ratio(find(task, e), find(task, engineN))],
+          ]);
+        }),
+      ),
       images_per_s: {
         train: { difflab_all_cores: find('train', engineN)?.imagesPerS ?? null, pytorch_all_threads: tN('train')?.imagesPerS ?? null },
         sample: { difflab_all_cores: find('sample', engineN)?.imagesPerS ?? null, pytorch_all_threads: tN('sample')?.imagesPerS ?? null },
       },
       ...(torchReason ? { pytorch_reason: torchReason } : {}),
-      ...(nodeReason ? { tfjs_node_reason: nodeReason } : {}),
+      ...Object.fromEntries(Object.entries(extraReasons).map(([name, why]) => [`${name.replace(/-/g, '_')}_reason`, why])),
       ...(problems.length ? { problems } : {}),
     };
     console.log('\nsummary:', JSON.stringify(summary));
     console.log(`parameters: difflab ${difflabParams.toLocaleString('en-US')}, PyTorch ${torchParams?.toLocaleString('en-US') ?? '-'}`);
-    const dp = find('train', engineN)?.breakdown;
-    if (dp) {
-      console.log(
-        `data-parallel step breakdown (mean ms, slowest replica): compute ${fmt(dp['computeMs'], 0)}, ` +
-          `barrier wait ${fmt(dp['waitMs'], 0)}, all-reduce ${fmt(dp['reduceMs'], 1)}, AdamW ${fmt(dp['applyMs'], 1)}`,
-      );
-    }
-    const printKernels = (title: string, prof: KernelRow[] | undefined): void => {
-      if (!prof) return;
-      const total = prof.reduce((s, k) => s + k.ms, 0);
-      console.log(`${title} (${total.toFixed(0)} ms of kernel time):`);
-      for (const k of prof.slice(0, 8)) {
-        console.log(`  ${k.kernel.padEnd(28)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)} %  (${k.calls} calls)`);
-      }
-    };
+    printBreakdown(find('train', engineN)?.breakdown, 'AdamW');
     printKernels('wasm kernels, one training step, batch ' + B, trainProfile);
     printKernels(`wasm kernels, one sampling NFE, batch ${args.sampleBatch}`, sampleProfile);
     const tprof = torchJson.get(cores)?.profile;
-    if (tprof) {
-      const total = tprof.reduce((s, k) => s + k.self_ms, 0);
-      console.log(`PyTorch ${cores} threads, one training step, top ops by self CPU time (${total.toFixed(0)} ms in these):`);
-      for (const k of tprof.slice(0, 8)) console.log(`  ${k.op.padEnd(40)} ${k.self_ms.toFixed(1).padStart(8)} ms  (${k.calls} calls)`);
-    }
+    printTorchProfile(cores, tprof);
 
     const torchInfo = [...torchJson.values()][0];
     const report = {
       summary,
-      machine: {
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores,
-        node: process.version,
-        tfjs: tf.version.tfjs,
-        torch: torchInfo?.torch ?? null,
-        torch_mkldnn: torchInfo?.mkldnn ?? null,
-        date: new Date().toISOString(),
-        loadavg1_before: loadBefore,
-        loadavg1_after: load1(),
-      },
+      machine: machineInfo(loadBefore, torchInfo ? { torch: torchInfo.torch, mkldnn: torchInfo.mkldnn, device: torchInfo.device } : undefined),
       config: {
         file: 'configs/fashion-unet.yaml',
         model: config.model,
@@ -829,9 +812,7 @@ async function main(): Promise<void> {
       rows,
       profiles: { wasmTrainStep: trainProfile, wasmSampleNfe: sampleProfile, pytorchTrainStep: tprof },
     };
-    mkdirSync(dirname(args.out), { recursive: true });
-    writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`\nwrote ${args.out}`);
+    writeReport(args.out, report);
     if (problems.length) {
       console.error(`error: ${problems.join('; ')}`);
       process.exitCode = 1;

@@ -1,8 +1,11 @@
 /** Helpers shared by the side-by-side benchmarks (bench:backend, bench:train-image, bench:train-audio). */
+import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BACKEND_NAMES, isBackendName, selectBackend, type BackendName } from '../../src/core/backend/select.js';
 import type { HostBatch, StepOptions, StepResult, Trainer } from '../../src/core/parallel/types.js';
 
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,8 +26,17 @@ export function fmt(x: number | null | undefined, digits = 2): string {
 
 export type TorchOutcome = { ok: true; python: string } | { ok: false; reason: string };
 
-/** Creates (once) bench/.venv with torch==2.13.0 and returns its python, or why it could not. */
+/**
+ * Creates (once) bench/.venv with torch==2.13.0 and returns its python, or why it could not.
+ * DIFFLAB_TORCH_PYTHON names another python with torch instead (e.g. a CUDA build on a GPU machine).
+ */
 export function ensureTorch(): TorchOutcome {
+  const given = process.env['DIFFLAB_TORCH_PYTHON'];
+  if (given) {
+    const r = spawnSync(given, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status === 0) return { ok: true, python: given };
+    return { ok: false, reason: `DIFFLAB_TORCH_PYTHON=${given} does not import torch: ${(r.stderr ?? '').trim().split('\n').pop() ?? r.error?.message}` };
+  }
   const r = spawnSync('bash', [join(benchDir, 'torch', 'ensure-venv.sh')], { encoding: 'utf8', timeout: 20 * 60_000 });
   const last = r.stdout?.trim().split('\n').pop()?.trim() ?? '';
   if (r.status === 0 && last) return { ok: true, python: last };
@@ -132,4 +144,99 @@ export function runTorchScript<J>(python: string, script: string, args: readonly
   } catch (err) {
     return { ok: false, reason: `${script}: no JSON on the last line of its output (${firstLine(err)})` };
   }
+}
+
+// ---------------------------------------------------------------------------- shared report pieces
+
+/** Prints a Markdown table, columns padded to their widest cell. */
+export function printTable(header: readonly string[], lines: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const l of lines) console.log(line(l));
+}
+
+/** The 1-minute load average at the start of a bench, with a note when other processes share the CPU. */
+export function noteLoad(cores: number): number {
+  const load = loadavg1();
+  if (load > 0.5 * cores) {
+    console.log(`note: 1-minute load average is ${load.toFixed(2)} on ${cores} cores; other processes share the CPU, so times are inflated`);
+  }
+  return load;
+}
+
+/** The `machine` block of every results JSON. */
+export function machineInfo(loadBefore: number, torch?: { torch?: string; mkldnn?: boolean; device?: string }): Record<string, unknown> {
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    native_tensorflow: nativeTensorFlowVersion() ?? null,
+    ...(torch ? { torch: torch.torch ?? null, torch_mkldnn: torch.mkldnn ?? null, ...(torch.device ? { torch_device: torch.device } : {}) } : {}),
+    date: new Date().toISOString(),
+    loadavg1_before: loadBefore,
+    loadavg1_after: loadavg1(),
+  };
+}
+
+/** Writes a results JSON (creating its folder) and says where. */
+export function writeReport(file: string, report: unknown): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwrote ${file}`);
+}
+
+/** torch.profiler's top ops of one training step, as the PyTorch scripts report them. */
+export function printTorchProfile(threads: number, prof: readonly { op: string; self_ms: number; calls: number }[] | undefined, top = 8): void {
+  if (!prof) return;
+  const total = prof.reduce((s, k) => s + k.self_ms, 0);
+  console.log(`PyTorch ${threads} threads, one training step, top ops by self CPU time (${total.toFixed(0)} ms in these):`);
+  for (const k of prof.slice(0, top)) console.log(`  ${k.op.padEnd(40)} ${k.self_ms.toFixed(1).padStart(8)} ms  (${k.calls} calls)`);
+}
+
+/** The data-parallel trainer's mean step breakdown (slowest replica). */
+export function printBreakdown(b: Readonly<Record<string, number>> | undefined, optimizer: string, digits = 0): void {
+  if (!b) return;
+  console.log(
+    `data-parallel step breakdown (mean ms, slowest replica): compute ${fmt(b['computeMs'], digits)}, ` +
+      `barrier wait ${fmt(b['waitMs'], digits)}, all-reduce ${fmt(b['reduceMs'], 1)}, ${optimizer} ${fmt(b['applyMs'], 1)}`,
+  );
+}
+
+// ---------------------------------------------------------------------------- native TensorFlow and other extra backends
+
+/** The TensorFlow version of the loaded tfjs-node backend, if one is loaded. */
+export function nativeTensorFlowVersion(): string | undefined {
+  if (!tf.engine().registryFactory['tensorflow']) return undefined;
+  const v = (tf.findBackend('tensorflow') as { binding?: { TF_Version?: unknown } } | null)?.binding?.TF_Version;
+  return typeof v === 'string' ? v : undefined;
+}
+
+export type BackendOutcome = { ok: true; name: BackendName; reason: string } | { ok: false; name: BackendName; reason: string };
+
+/**
+ * Activates `name`, or the native TensorFlow backend when none is named
+ * (tfjs-node-gpu first, then tfjs-node, as difflab prefers them); says why
+ * not when it is unavailable (e.g. `npm run install:native` not run).
+ */
+export async function activateBackend(name?: BackendName): Promise<BackendOutcome> {
+  const candidates: BackendName[] = name ? [name] : ['tfjs-node-gpu', 'tfjs-node'];
+  const reasons: string[] = [];
+  for (const c of candidates) {
+    try {
+      const sel = await selectBackend(c);
+      return { ok: true, name: c, reason: sel.reason };
+    } catch (err) {
+      reasons.push(firstLine(err));
+    }
+  }
+  return { ok: false, name: candidates[candidates.length - 1] as BackendName, reason: reasons[reasons.length - 1] ?? 'not available' };
+}
+
+/** `--backend NAME` values of a bench: validated backend names. */
+export function backendArg(flag: string, value: string | undefined): BackendName {
+  if (value === undefined || !isBackendName(value)) throw new Error(`${flag} needs a backend name (${BACKEND_NAMES.join(', ')}), got ${value ?? 'nothing'}`);
+  return value;
 }

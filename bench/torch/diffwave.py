@@ -43,15 +43,13 @@ Usage: python diffwave.py --threads N [--warmup W] [--steps S] [--batch B]
          [--classes K | --classes 0] [--sigma-data SD] [--weighting-sigma-data SD]
          [--p-mean M] [--p-std S] [--cond-dropout P] [--lr LR]
          [--weight-decay W] [--beta1 B1] [--beta2 B2] [--grad-clip G | --grad-clip 0]
-         [--expect-params P] [--profile] [--count-only]
+         [--expect-params P] [--profile] [--count-only] [--device cuda]
+  (the common flags and the JSON scaffolding are in runner.py)
 """
 import argparse
-import json
 import math
-import os
-import statistics
-import sys
-import time
+
+import runner
 
 
 def build(torch, nn, F):
@@ -71,7 +69,7 @@ def build(torch, nn, F):
             a = t.float()[:, None] * self.freqs[None, :]
             parts = [torch.sin(a), torch.cos(a)]
             if self.odd:
-                parts.append(torch.zeros(t.shape[0], 1))
+                parts.append(torch.zeros(t.shape[0], 1, device=t.device))
             return self.lin2(F.silu(self.lin1(torch.cat(parts, dim=1))))
 
     class ResidualLayer(nn.Module):
@@ -105,7 +103,7 @@ def build(torch, nn, F):
         def forward(self, x, c_noise, labels=None):
             emb = self.noise_emb(c_noise)
             if self.label_emb is not None:
-                ids = labels if labels is not None else torch.full((x.shape[0],), self.classes, dtype=torch.long)
+                ids = labels if labels is not None else torch.full((x.shape[0],), self.classes, dtype=torch.long, device=x.device)
                 emb = emb + self.label_emb(ids)
             e = F.silu(emb)
             h = F.relu(self.input_projection(x))
@@ -119,18 +117,9 @@ def build(torch, nn, F):
     return DiffWave
 
 
-def loadavg() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=10)
+    runner.add_common_args(ap)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--length", type=int, default=6000)
     ap.add_argument("--channels", type=int, default=32)
@@ -150,44 +139,27 @@ def main() -> None:
     ap.add_argument("--beta1", type=float, default=0.9)
     ap.add_argument("--beta2", type=float, default=0.999)
     ap.add_argument("--grad-clip", type=float, default=1.0, help="0: no clipping")
-    ap.add_argument("--expect-params", type=int, default=None)
-    ap.add_argument("--profile", action="store_true", help="torch.profiler table of one training step")
-    ap.add_argument("--count-only", action="store_true", help="print the parameter count and exit")
     a = ap.parse_args()
 
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    # Must come before any parallel work; one interop thread so --threads is the whole budget.
-    torch.set_num_threads(a.threads)
-    torch.set_num_interop_threads(1)
-    torch.manual_seed(0)
-
+    torch, nn, F, dev = runner.setup(a)
     DiffWave = build(torch, nn, F)
     net = DiffWave(a.channels, a.layers, a.dilation_cycle, a.kernel_size, a.embedding_dim, a.embedding_hidden, a.classes)
-    params = sum(p.numel() for p in net.parameters())
-    if a.expect_params is not None and params != a.expect_params:
-        print(f"diffwave.py: parameter count mismatch: PyTorch {params:,} vs difflab {a.expect_params:,}", file=sys.stderr)
-        sys.exit(3)
-    if a.count_only:
-        json.dump({"params": params, "torch": torch.__version__}, sys.stdout)
-        sys.stdout.write("\n")
-        return
+    params = runner.check_params(torch, net, a)
+    net = net.to(dev)
 
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), eps=1e-8, weight_decay=a.weight_decay)
     g = torch.Generator().manual_seed(1234)
     B, T = a.batch, a.length
     sd, sdw = a.sigma_data, a.weighting_sigma_data
-    x0 = torch.rand(B, 1, T, generator=g) * 2 - 1
+    x0 = (torch.rand(B, 1, T, generator=g) * 2 - 1).to(dev)
 
     def step() -> float:
-        sigma = torch.exp(a.p_mean + a.p_std * torch.randn(B, generator=g))
-        eps = torch.randn(B, 1, T, generator=g)
+        sigma = torch.exp(a.p_mean + a.p_std * torch.randn(B, generator=g)).to(dev)
+        eps = torch.randn(B, 1, T, generator=g).to(dev)
         labels = None
         if a.classes > 0:
             labels = torch.randint(0, a.classes, (B,), generator=g)
-            labels = torch.where(torch.rand(B, generator=g) < a.cond_dropout, torch.full_like(labels, a.classes), labels)
+            labels = torch.where(torch.rand(B, generator=g) < a.cond_dropout, torch.full_like(labels, a.classes), labels).to(dev)
         s2 = sigma**2
         c_skip = sd**2 / (s2 + sd**2)
         c_out = sigma * sd / torch.sqrt(s2 + sd**2)
@@ -207,48 +179,12 @@ def main() -> None:
         opt.step()
         return loss.item()  # .item() synchronizes, so the step is complete
 
-    out = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "layout": "NCW (PyTorch default)",
-        "params": params,
-    }
+    out = runner.info(torch, a, params, layout="NCW (PyTorch default)")
     net.train()
-    load_train = loadavg()
-    for _ in range(a.warmup):
-        step()
-    times, losses = [], []
-    for i in range(a.steps):
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append((time.perf_counter() - t0) * 1000.0)
-        print(f"  pytorch {a.threads} thread(s): step {i + 1}/{a.steps} {times[-1]:.0f} ms", file=sys.stderr, flush=True)
-    med = statistics.median(times)
-    out["train"] = {
-        "loadavg1_at_start": load_train,
-        "warmup": a.warmup,
-        "batch": B,
-        "length": T,
-        "step_ms": times,
-        "median_ms": med,
-        "steps_per_s": 1000.0 / med,
-        "clips_per_s": B * 1000.0 / med,
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
-    }
-
+    out["train"] = {**runner.time_steps(step, a, B, "clips"), "length": T}
     if a.profile:
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            step()
-        rows = [{"op": e.key, "self_ms": e.self_cpu_time_total / 1000.0, "calls": e.count} for e in prof.key_averages()]
-        rows.sort(key=lambda r: -r["self_ms"])
-        out["profile"] = rows[:12]
-
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+        out["profile"] = runner.profile_step(step)
+    runner.emit(out)
 
 
 if __name__ == "__main__":

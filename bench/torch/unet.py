@@ -28,15 +28,16 @@ optional torch.profiler table of one training step.
 
 Usage: python unet.py --threads N [--warmup W] [--steps S] [--plan FILE]
          [--sample-batch B] [--sample-warmup W] [--sample-runs R]
-         [--expect-params P] [--channels-last] [--sdpa] [--profile]
+         [--expect-params P] [--channels-last] [--sdpa] [--profile] [--device cuda]
+  (the common flags and the JSON scaffolding are in runner.py)
 """
 import argparse
 import json
 import math
-import os
 import statistics
-import sys
 import time
+
+import runner
 
 
 def build(torch, nn, F, sdpa: bool):
@@ -196,18 +197,9 @@ def build(torch, nn, F, sdpa: bool):
     return UNet
 
 
-def loadavg() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=10)
+    runner.add_common_args(ap)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -216,34 +208,16 @@ def main() -> None:
     ap.add_argument("--sample-batch", type=int, default=64)
     ap.add_argument("--sample-warmup", type=int, default=1)
     ap.add_argument("--sample-runs", type=int, default=3)
-    ap.add_argument("--expect-params", type=int, default=None)
     ap.add_argument("--channels-last", action="store_true", help="NHWC memory format (tfjs's layout)")
     ap.add_argument("--sdpa", action="store_true", help="F.scaled_dot_product_attention instead of matmul-softmax-matmul")
-    ap.add_argument("--profile", action="store_true", help="torch.profiler table of one training step")
-    ap.add_argument("--count-only", action="store_true", help="print the parameter count and exit")
     a = ap.parse_args()
 
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    # Must come before any parallel work; one interop thread so --threads is the whole budget.
-    torch.set_num_threads(a.threads)
-    torch.set_num_interop_threads(1)
-    torch.manual_seed(0)
-
+    torch, nn, F, dev = runner.setup(a)
     UNet = build(torch, nn, F, a.sdpa)
     net = UNet(size=a.size)
-    params = sum(p.numel() for p in net.parameters())
-    if a.expect_params is not None and params != a.expect_params:
-        print(f"unet.py: parameter count mismatch: PyTorch {params:,} vs difflab {a.expect_params:,}", file=sys.stderr)
-        sys.exit(3)
-    if a.count_only:
-        json.dump({"params": params, "torch": torch.__version__}, sys.stdout)
-        sys.stdout.write("\n")
-        return
+    params = runner.check_params(torch, net, a)
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt)
+    net = net.to(dev).to(memory_format=fmt)
 
     # Linear VP schedule (beta 1e-4..0.02, T = 1000) in the VE frame: sigma_t = sqrt((1 - abar_t) / abar_t).
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
@@ -252,61 +226,26 @@ def main() -> None:
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     g = torch.Generator().manual_seed(1234)
     B, S = a.batch, a.size
-    x0 = (torch.rand(B, 1, S, S, generator=g) * 2 - 1).contiguous(memory_format=fmt)
+    x0 = (torch.rand(B, 1, S, S, generator=g) * 2 - 1).to(dev).contiguous(memory_format=fmt)
 
     def step() -> float:
         t = torch.randint(0, 1000, (B,), generator=g)
-        sigma = sigmas_t[t].float()
-        eps = torch.randn(B, 1, S, S, generator=g).contiguous(memory_format=fmt)
+        sigma = sigmas_t[t].float().to(dev)
+        eps = torch.randn(B, 1, S, S, generator=g).to(dev).contiguous(memory_format=fmt)
         x = x0 + sigma[:, None, None, None] * eps
         c_in = (1 / torch.sqrt(1 + sigma**2))[:, None, None, None]
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(net(c_in * x, t.float()), eps)
+        loss = F.mse_loss(net(c_in * x, t.float().to(dev)), eps)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), a.grad_clip)
         opt.step()
         return loss.item()  # .item() synchronizes, so the step is complete
 
-    out = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "channels_last": a.channels_last,
-        "sdpa": a.sdpa,
-        "params": params,
-    }
+    out = runner.info(torch, a, params, channels_last=a.channels_last, sdpa=a.sdpa)
     net.train()
-    load_train = loadavg()
-    for _ in range(a.warmup):
-        step()
-    times, losses = [], []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append((time.perf_counter() - t0) * 1000.0)
-    med = statistics.median(times)
-    out["train"] = {
-        "loadavg1_at_start": load_train,
-        "warmup": a.warmup,
-        "batch": B,
-        "step_ms": times,
-        "median_ms": med,
-        "steps_per_s": 1000.0 / med,
-        "images_per_s": B * 1000.0 / med,
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
-    }
-
+    out["train"] = runner.time_steps(step, a, B, "images")
     if a.profile:
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            step()
-        rows = []
-        for e in prof.key_averages():
-            rows.append({"op": e.key, "self_ms": e.self_cpu_time_total / 1000.0, "calls": e.count})
-        rows.sort(key=lambda r: -r["self_ms"])
-        out["profile"] = rows[:12]
+        out["profile"] = runner.profile_step(step)
 
     if a.plan:
         with open(a.plan) as f:
@@ -318,13 +257,13 @@ def main() -> None:
         n = a.sample_batch
 
         def denoise(x, i):
-            cn = torch.full((n,), c_noise[i], dtype=torch.float32)
+            cn = torch.full((n,), c_noise[i], dtype=torch.float32, device=dev)
             return x - sig[i] * net(c_in[i] * x, cn)
 
         def sample(steps: int):
             # k-diffusion sample_dpmpp_2m on the first `steps` sigmas (the warm-up uses fewer).
             s = sig[: steps + 1] if steps < len(sig) - 1 else sig
-            x = (torch.randn(n, 1, S, S, generator=g) * s[0]).contiguous(memory_format=fmt)
+            x = (torch.randn(n, 1, S, S, generator=g) * s[0]).to(dev).contiguous(memory_format=fmt)
             old = None
             nfe = 0
             with torch.inference_mode():
@@ -344,7 +283,7 @@ def main() -> None:
                 x.sum().item()
             return nfe
 
-        load_sample = loadavg()
+        load_sample = runner.loadavg()
         for _ in range(a.sample_warmup):
             sample(2)
         run_ms = []
@@ -364,8 +303,7 @@ def main() -> None:
             "images_per_s": n * 1000.0 / med,
         }
 
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+    runner.emit(out)
 
 
 if __name__ == "__main__":
