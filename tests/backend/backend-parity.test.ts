@@ -56,7 +56,8 @@ describe.skipIf(!backend)(title, () => {
     it.runIf(native)("difflab's wasm kernels stay on wasm: the native backend keeps TensorFlow's own", async () => {
       await useBackend('wasm'); // registers difflab's kernels
       const sel = await useBackend(b);
-      expect(sel.addedKernels).toEqual([]);
+      // Only the padding wrappers around TensorFlow's own conv kernels (src/core/backend/native-kernels.ts).
+      expect(sel.addedKernels).toEqual([tf.Conv2D, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput]);
       expect(tf.getBackend()).toBe('tensorflow');
       for (const ours of [conv2DBackpropFilterConfig, conv2DBackpropInputConfig]) {
         expect(ours.backendName).toBe('wasm');
@@ -124,6 +125,28 @@ describe.skipIf(!backend)(title, () => {
   });
 
   defineGradientParity(b);
+
+  // Numeric and explicit padding (the U-Net's strided down-sampling conv): tfjs-node rejects them, difflab's
+  // wrappers pad explicitly on native TensorFlow. Forward and both gradients against cpu, with every rounding mode.
+  describe('conv2d with numeric and explicit padding matches cpu', () => {
+    const rng = new Rng(24);
+    const cases = convCases(205, 80, false)
+      .filter((c) => undilated(c) && c.pad !== 'same' && c.pad !== 'valid')
+      .slice(0, 16);
+    it.each(cases.map((c, i) => [i, c] as const))('case %i', async (_i, c) => {
+      const x = randn(rng, c.x);
+      const f = randn(rng, c.filter);
+      const readout = randn(rng, c.out);
+      const run = () => {
+        const loss = (p: tf.Tensor, q: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.rounding), t(readout)));
+        return [tf.conv2d(t4(x), t4(f), c.strides, c.pad as 'same', 'NHWC', 1, c.rounding), ...tf.grads(loss)([t(x), t(f)])];
+      };
+      const got = await runOn(b, run);
+      const want = await runOn('cpu', run);
+      got.forEach((g, i) => expect(maxRelError(g, want[i]!), `${['output', 'input grad', 'filter grad'][i]} ${describeCase(c)}`).toBeLessThan(TOL));
+    });
+  });
 
   describe('training', () => {
     it('a conv net with a class embedding matches the cpu backend step by step and leaks nothing', async () => {

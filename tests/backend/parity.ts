@@ -31,13 +31,16 @@ export const attrMap = (o: object) => o as unknown as tf.NamedAttrMap;
 export const t = (d: Data) => tf.tensor(d.values, d.shape);
 export const t4 = (d: Data) => tf.tensor4d(d.values, d.shape as [number, number, number, number]);
 
-/** Runs fn on a backend and returns its outputs as plain arrays (no tensors kept). */
+/**
+ * Runs fn on a backend and returns its outputs as plain arrays (no tensors kept). Reads asynchronously:
+ * tfjs-backend-webgpu cannot read synchronously in Node (its readSync goes through OffscreenCanvas).
+ */
 export async function runOn(backend: BackendName, fn: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
   await useBackend(backend);
-  return expectNoTensorLeak(() => {
+  return expectNoTensorLeak(async () => {
     const outs = tf.tidy(fn);
     const list = Array.isArray(outs) ? outs : [outs];
-    const arrays = list.map((o) => Float32Array.from(o.dataSync()));
+    const arrays = await Promise.all(list.map(async (o) => Float32Array.from(await o.data())));
     tf.dispose(list);
     return arrays;
   }, `${backend} computation`);

@@ -80,7 +80,7 @@ export async function trainSmallNet(backend: BackendName): Promise<{ losses: num
     return tf.conv2dTranspose(low, v('up') as tf.Tensor4D, [B, H, H, 2], 2, 'same');
   };
 
-  const step = (i: number) => {
+  const step = async (i: number) => {
     const { x, noise, labels } = batch(dataRng, i);
     const loss = tf.tidy(() => {
       const xt = tf.tensor4d(x, [B, H, H, 2]);
@@ -90,17 +90,17 @@ export async function trainSmallNet(backend: BackendName): Promise<{ losses: num
       if (!cost) throw new Error('minimize returned no cost');
       return cost;
     });
-    losses.push(loss.dataSync()[0]!);
+    losses.push((await loss.data())[0]!); // async: webgpu cannot read synchronously in Node
     loss.dispose();
   };
 
-  step(0); // creates Adam's slot variables
+  await step(0); // creates Adam's slot variables
   const heap = tf.backend() as unknown as { numDataIds(): number };
   const heapBefore = heap.numDataIds();
   for (let i = 1; i < STEPS; i++) await expectNoTensorLeak(() => step(i), `${backend} training step ${i}`);
   expect(heap.numDataIds() - heapBefore, `${backend}: backend buffers leaked`).toBe(0);
 
-  const weights = Object.values(vars).map((t) => Float32Array.from(t.dataSync()));
+  const weights = await Promise.all(Object.values(vars).map(async (t) => Float32Array.from(await t.data())));
   optimizer.dispose();
   tf.dispose(Object.values(vars));
   return { losses, weights };

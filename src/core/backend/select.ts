@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { registerConvGradients } from './kernels/conv-gradients.js';
+import { registerNativeKernels } from './native-kernels.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /**
@@ -26,7 +27,7 @@ export interface BackendReport {
 export interface SelectedBackend extends BackendReport {
   /** Why this one was chosen. */
   readonly chosenBecause: string;
-  /** Kernels difflab registered on top of the backend (wasm only). */
+  /** Kernels difflab registered on top of the backend (wasm: training kernels; native TensorFlow: padding wrappers). */
   readonly addedKernels: readonly string[];
 }
 
@@ -229,7 +230,8 @@ export async function selectBackend(forced?: string): Promise<SelectedBackend> {
   const ok = await tf.setBackend(report.tfjsName);
   if (!ok) throw new Error(`backend '${report.name}' failed to initialize`);
   await tf.ready();
-  const addedKernels = report.name === 'wasm' ? registerWasmTrainingKernels() : [];
+  const addedKernels =
+    report.name === 'wasm' ? registerWasmTrainingKernels() : report.tfjsName === 'tensorflow' ? registerNativeKernels() : [];
   // tfjs's own Conv2D / depthwise gradients reject dilations; difflab's handle them on every backend (DiffWave needs
   // them on native TensorFlow too). Gradients are global, so they are installed whichever backend comes first.
   registerConvGradients();
