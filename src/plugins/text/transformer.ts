@@ -4,7 +4,8 @@ import { MultiHeadSelfAttention } from '../../core/nn/attention.js';
 import { NoiseEmbedding } from '../../core/nn/embeddings.js';
 import { normalInit } from '../../core/nn/init.js';
 import { dense, Embedding, LayerNorm, Linear, silu } from '../../core/nn/layers.js';
-import { ParamStore, type NamedVariable, type Scope } from '../../core/nn/module.js';
+import type { Scope } from '../../core/nn/module.js';
+import { Network } from '../../core/nn/network.js';
 import type { DenoiserNetwork, LearnedEncoding, NetworkContext } from '../../core/plugin.js';
 import { textModelSchema, type TextModelConfig, type TextModelConfigInput } from './config.js';
 import { asVocabulary, vocabSize } from './data.js';
@@ -33,8 +34,7 @@ import { asVocabulary, vocabSize } from './data.js';
  * https://arxiv.org/abs/2212.09748, sec. 3.2, without its gates), so every
  * block starts as a plain pre-LN block.
  */
-export class TextTransformer implements DenoiserNetwork, LearnedEncoding {
-  readonly store: ParamStore;
+export class TextTransformer extends Network implements DenoiserNetwork, LearnedEncoding {
   readonly seqLen: number;
   readonly embeddingDim: number;
   readonly vocabSize: number;
@@ -47,7 +47,6 @@ export class TextTransformer implements DenoiserNetwork, LearnedEncoding {
   readonly blocks: readonly TransformerBlock[];
   readonly outputNorm: LayerNorm;
   readonly outputProjection: Linear;
-  private isTraining = true;
 
   constructor(
     readonly config: TextModelConfig,
@@ -58,14 +57,15 @@ export class TextTransformer implements DenoiserNetwork, LearnedEncoding {
       throw new Error(`text transformer: example shape must be [seq_len, embedding_dim], got [${s.join(', ')}]`);
     }
     const [seqLen, dim] = s as [number, number];
-    this.seqLen = seqLen;
-    this.embeddingDim = dim;
-    this.vocabSize = vocabSize(asVocabulary(ctx.dataInfo, 'text transformer'));
+    const vocab = vocabSize(asVocabulary(ctx.dataInfo, 'text transformer'));
     const W = config.width;
     if (W % config.heads !== 0) throw new Error(`model.width: ${W} does not split into model.heads = ${config.heads} heads`);
-    this.store = new ParamStore('text_transformer');
+    super('text_transformer');
+    this.seqLen = seqLen;
+    this.embeddingDim = dim;
+    this.vocabSize = vocab;
     try {
-      const root = this.store.scope(ctx.rng);
+      const root = this.scope(ctx.rng);
       this.embedding = new Embedding(root.child('embedding'), this.vocabSize, dim, { std: config.embedding_init_std });
       const head = root.child('rounding');
       this.roundingWeight = config.rounding_head === 'separate' ? head.param('weight', normalInit(head.rng, [dim, this.vocabSize], 1 / Math.sqrt(dim))) : undefined;
@@ -89,34 +89,9 @@ export class TextTransformer implements DenoiserNetwork, LearnedEncoding {
     }
   }
 
-  get variables(): tf.Variable[] {
-    return this.store.variables;
-  }
-
-  get buffers(): tf.Variable[] {
-    return this.store.buffers;
-  }
-
-  named(): NamedVariable[] {
-    return this.store.named();
-  }
-
-  parameterCount(): number {
-    return this.store.parameterCount();
-  }
-
   /** This network is its own learned encoding. */
   get encoding(): LearnedEncoding {
     return this;
-  }
-
-  get training(): boolean {
-    return this.isTraining;
-  }
-
-  /** No train-only behaviour (no dropout); kept for the DenoiserNetwork contract. */
-  setTraining(on: boolean): void {
-    this.isTraining = on;
   }
 
   apply(x: tf.Tensor, cNoise: tf.Tensor1D): tf.Tensor {
@@ -183,9 +158,6 @@ export class TextTransformer implements DenoiserNetwork, LearnedEncoding {
     return tf.tidy(() => this.encode(this.nearestIds(x0)));
   }
 
-  dispose(): void {
-    this.store.dispose();
-  }
 }
 
 /** GELU, tanh form (Hendrycks & Gimpel 2016, https://arxiv.org/abs/1606.08415, sec. 2; PyTorch GELU(approximate='tanh')). */
