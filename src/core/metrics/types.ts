@@ -34,7 +34,7 @@ export interface FeatureSet {
   /** Row-major [n, numClasses] log p(y|x), when the extractor classifies. */
   readonly logProbs?: Float64Array;
   readonly numClasses?: number;
-  /** Class ids of the examples, when known (real data with labels, or the classes samples were generated for). */
+  /** Class ids of the examples, when the data source has labels (the classes samples were generated for come as `sampleLabels` instead). */
   readonly labels?: Int32Array;
 }
 
