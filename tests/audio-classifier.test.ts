@@ -260,12 +260,12 @@ describe('difflab eval on a tiny audio run', () => {
     // As `difflab train` does: the config file is recorded, so `eval` resolves the relative data path against its folder.
     await trainRun({ config: cfg, plugin: audioPlugin, outDir: out, configFile: resolve('configs/audio-fsdd-demo.yaml'), log: () => {} });
     const json = join(out, 'eval.json');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', out, '--n', '6', '--batch', '3', '--steps', '2', '--json', json], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', out, '--n', '6', '--batch', '3', '--steps', '2', '--balanced', '--json', json], {
       encoding: 'utf8',
       timeout: 300_000,
     });
     expect(r.status, r.stderr).toBe(0);
-    for (const re of [/^FD +\S+ +\(floor \S+\)$/m, /^KID +\S+ ± \S+ +\(floor /m, /^IS +\S+ ± \S+ +\(real data /m, /^mIS +\S+/m, /^AM +\S+ +\(real data \S+\)$/m]) {
+    for (const re of [/^FD +\S+ +\(floor \S+\)$/m, /^KID +\S+ ± \S+ +\(floor /m, /^IS +\S+ ± \S+ +\(real data /m, /^mIS +\S+/m, /^AM +\S+ +\(real data \S+\)$/m, /^acc +\S+ +\(real data \S+; /m, /10 classes equally/]) {
       expect(r.stdout).toMatch(re);
     }
     const report = JSON.parse(readFileSync(json, 'utf8')) as {
@@ -274,7 +274,12 @@ describe('difflab eval on a tiny audio run', () => {
       fd: { value: number; floor: number };
       is: { floor: number };
       am: { value: number; floor: number };
+      balanced: boolean;
+      classAccuracy: { value: number; floor: number };
     };
+    // --balanced: samples 0..5 asked for digits 0..5; the accuracy and its floor are fractions.
+    expect(report.balanced).toBe(true);
+    for (const v of [report.classAccuracy.value, report.classAccuracy.floor]) expect(v >= 0 && v <= 1).toBe(true);
     const { extractor } = loadDigitClassifier();
     expect(report.extractor).toBe(extractor.id);
     extractor.dispose();

@@ -190,6 +190,7 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'sampling steps', positiveInt)
     .option('--seed <s>', 'random seed', nonNegativeInt, 0)
     .option('--class <c>', 'score samples of this class only', nonNegativeInt)
+    .option('--balanced', 'class-conditional runs: sample every class equally (sample i gets class i mod C) and report how often the classifier hears the requested class')
     .option('--guidance <w>', 'classifier-free guidance weight', Number)
     .option('--features <model>', 'a tfjs model.json to use as the feature network (e.g. Inception-v3 for standard FID)')
     .option('--no-ema', 'use the raw weights instead of the EMA weights')
@@ -197,10 +198,15 @@ export function buildProgram(): Command {
     .action(
       async (
         runDir: string,
-        opts: { n: number; batch: number; sampler?: string; steps?: number; seed: number; class?: number; guidance?: number; features?: string; ema: boolean; json?: string },
+        opts: { n: number; batch: number; sampler?: string; steps?: number; seed: number; class?: number; balanced?: boolean; guidance?: number; features?: string; ema: boolean; json?: string },
       ) => {
         const { plugin, model, config, ckpt, weightsKind, dataBaseDir } = await openRun(program, runDir, opts.ema);
         try {
+          if (opts.balanced && opts.class !== undefined) throw new Error('eval: --balanced and --class exclude each other');
+          if (opts.balanced && model.numClasses === undefined) throw new Error(`eval --balanced: ${runDir} is not class-conditional`);
+          const numClasses = model.numClasses ?? 1;
+          /** Classes of samples start..start+count-1 under --balanced. */
+          const classesFor = (start: number, count: number) => Array.from({ length: count }, (_, i) => (start + i) % numClasses);
           if (plugin.scoreSamples) {
             // The plugin's own metrics (e.g. text: n-gram perplexity, distinct-n) on samples generated in batches.
             const sample = sampleOverrides(opts);
@@ -210,7 +216,7 @@ export function buildProgram(): Command {
             const t0 = Date.now();
             for (let start = 0; start < opts.n; start += opts.batch) {
               const count = Math.min(opts.batch, opts.n - start);
-              const r = generate(model, { n: count, seed: opts.seed * 1_000_003 + start, ...(sample ? { sample } : {}), ...(opts.class !== undefined ? { classId: opts.class } : {}) });
+              const r = generate(model, { n: count, seed: opts.seed * 1_000_003 + start, ...(sample ? { sample } : {}), ...(opts.class !== undefined ? { classId: opts.class } : {}), ...(opts.balanced ? { classIds: classesFor(start, count) } : {}) });
               parts.push(r.x);
               nfe = r.nfe;
               samplerId = r.sampler;
@@ -253,6 +259,7 @@ export function buildProgram(): Command {
                 seed: opts.seed * 1_000_003 + start,
                 ...(sample ? { sample } : {}),
                 ...(opts.class !== undefined ? { classId: opts.class } : {}),
+                ...(opts.balanced ? { classIds: classesFor(start, count) } : {}),
               });
               nfe = r.nfe;
               samplerId = r.sampler;
@@ -262,15 +269,19 @@ export function buildProgram(): Command {
               return r.x;
             },
           };
-          const report = await evaluateSamples(extractor, samples, { real: { source: train }, heldOut: { source: test } }, { batchSize: opts.batch, seed: opts.seed });
+          const report = await evaluateSamples(extractor, samples, { real: { source: train }, heldOut: { source: test } }, {
+            batchSize: opts.batch,
+            seed: opts.seed,
+            ...(opts.balanced ? { sampleLabels: classesFor(0, opts.n) } : {}),
+          });
           process.stdout.write(
-            `${opts.n} samples from ${runDir} (step ${ckpt.meta.step}, ${weightsKind} weights, ${samplerId}, ${nfe} NFE${opts.class !== undefined ? `, class ${opts.class}` : ''})\n`,
+            `${opts.n} samples from ${runDir} (step ${ckpt.meta.step}, ${weightsKind} weights, ${samplerId}, ${nfe} NFE${opts.class !== undefined ? `, class ${opts.class}` : ''}${opts.balanced ? `, ${numClasses} classes equally` : ''})\n`,
           );
           for (const line of formatEvaluation(report)) process.stdout.write(`${line}\n`);
           if (opts.json) {
             writeFileAtomic(
               opts.json,
-              `${JSON.stringify({ run: runDir, step: ckpt.meta.step, weights: weightsKind, sampler: samplerId, nfe, ...(opts.class !== undefined ? { class: opts.class } : {}), ...report }, null, 2)}\n`,
+              `${JSON.stringify({ run: runDir, step: ckpt.meta.step, weights: weightsKind, sampler: samplerId, nfe, ...(opts.class !== undefined ? { class: opts.class } : {}), ...(opts.balanced ? { balanced: true } : {}), ...report }, null, 2)}\n`,
             );
           }
         } finally {

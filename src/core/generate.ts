@@ -86,6 +86,11 @@ export interface GenerateOptions {
   /** Class to generate (class-conditional models); undefined = unconditional (null class). */
   readonly classId?: number;
   /**
+   * One class per sample (length n), e.g. a class-balanced evaluation set;
+   * exclusive with `classId`. Guidance applies as with `classId`.
+   */
+  readonly classIds?: readonly number[];
+  /**
    * Known parts of the samples in diffusion space (infilling, inpainting),
    * imposed by replacement (core/constraints.ts); `values` and `mask` have
    * batch 1 or n.
@@ -112,12 +117,19 @@ export function generate(model: LoadedModel, options: GenerateOptions): Generate
   let cond: Conditioning | undefined;
   const owned: tf.Tensor[] = [];
   const { numClasses } = model;
-  if (options.classId !== undefined) {
+  if (options.classId !== undefined && options.classIds !== undefined) throw new Error('generate: give classId or classIds, not both');
+  const classIds = options.classIds ?? (options.classId !== undefined ? [options.classId] : undefined);
+  if (classIds !== undefined) {
     if (numClasses === undefined) throw new Error('this model has no classes; sample without --class');
-    if (!Number.isInteger(options.classId) || options.classId < 0 || options.classId >= numClasses) {
-      throw new Error(`--class must be an integer in 0..${numClasses - 1}, got ${options.classId}`);
+    for (const c of classIds) {
+      if (!Number.isInteger(c) || c < 0 || c >= numClasses) throw new Error(`--class must be an integer in 0..${numClasses - 1}, got ${c}`);
     }
-    cond = { labels: tf.fill([options.n], options.classId, 'int32') as tf.Tensor1D };
+    if (options.classIds !== undefined && options.classIds.length !== options.n) {
+      throw new Error(`generate: ${options.classIds.length} classIds for n = ${options.n} samples`);
+    }
+    cond = {
+      labels: (options.classIds !== undefined ? tf.tensor1d(options.classIds as number[], 'int32') : tf.fill([options.n], options.classId!, 'int32')) as tf.Tensor1D,
+    };
     if (s.guidance !== 1) {
       const nullLabels = tf.fill([1], numClasses, 'int32') as tf.Tensor1D;
       owned.push(nullLabels);
