@@ -151,7 +151,12 @@ describe('training and sampling on wasm', () => {
       const files = await textPlugin.writeSamples!(ids, join(dir, 'samples.png'), { data: config.data as TextDataConfig, info });
       expect(files).toEqual([join(dir, 'samples.txt')]);
       expect(readFileSync(files[0]!, 'utf8').match(/--- sample \d ---/g)).toHaveLength(3);
-      tf.dispose([r.x, ids, known.values, known.mask]);
+      // RePaint resampling keeps the prefix exact too, at U times the network evaluations.
+      const rp = generate(model, { n: 3, seed: 2, known, resample: 3 });
+      expect(rp.nfe).toBe(3 * r.nfe);
+      expect(rp.sampler).toBe(`${r.sampler}+repaint(3)`);
+      for (const row of rp.x.arraySync() as number[][][]) for (let i = 0; i < prefixLen; i++) expect(row[i]).toEqual(kv[0]![i]);
+      tf.dispose([r.x, rp.x, ids, known.values, known.mask]);
     }, 'infilled sampling');
     expect(() => textPlugin.knownFromPrompt!({ prefix: 'To be or not to be that is the question' }, { data: config.data as TextDataConfig, info, net: model.net })).toThrow(/do not fit the model's window of 8 tokens/);
     model.dispose();

@@ -120,10 +120,11 @@ export function buildProgram(): Command {
     .option('--trajectory <file>', 'also write the denoising trajectory of the first sample (8 noise levels)')
     .option('--prefix <text>', 'infill: keep this start fixed and generate the rest (plugins with prompts, e.g. text)')
     .option('--suffix <text>', 'infill: keep this end fixed')
+    .option('--resample <u>', 'infill with RePaint: U tries per step (U times the cost; 1 = replacement only)', positiveInt, 1)
     .action(
       async (
         runDir: string,
-        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string; prefix?: string; suffix?: string },
+        opts: { sampler?: string; steps?: number; n: number; seed: number; class?: number; guidance?: number; ema: boolean; out?: string; trajectory?: string; prefix?: string; suffix?: string; resample: number },
       ) => {
         const { plugin, model, config, ckpt, weightsKind } = await openRun(program, runDir, opts.ema);
         const frames: { sigma: number; x: tfTensor; denoised: tfTensor }[] = [];
@@ -139,13 +140,14 @@ export function buildProgram(): Command {
               { data: config.data, info: writeCtx.info, net: model.net },
             );
           }
+          if (opts.resample > 1 && !known) throw new Error('sample: --resample needs --prefix or --suffix (the known part to infill around)');
           const t0 = Date.now();
           const r = generate(model, {
             n: opts.n,
             seed: opts.seed,
             ...(sample ? { sample } : {}),
             ...(opts.class !== undefined ? { classId: opts.class } : {}),
-            ...(known ? { known } : {}),
+            ...(known ? { known, resample: opts.resample } : {}),
             onStep: (i) => {
               // Keep sample 0 at ~8 evenly spaced steps (the sampler's tidy would free them otherwise).
               if (opts.trajectory && (i.i % Math.max(1, Math.round(i.total / 8)) === 0 || i.i + 1 === i.total)) {

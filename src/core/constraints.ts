@@ -3,10 +3,13 @@
  * Denoiser, so it composes with every sampler, with classifier-free guidance
  * and with the other wrappers, and knows no modality. Text infilling (known
  * tokens at any positions), image inpainting (known pixels) and
- * Diffusion-LM's clamping are all uses of these two functions.
+ * Diffusion-LM's clamping are all uses of these two functions. `repaint`
+ * wraps a sampler instead (it must re-noise between steps), and returns
+ * again a sampler of the same signature.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from './random.js';
+import { checkSigmas, type Sampler, type SamplerOptions } from './samplers/common.js';
 import type { Conditioning, Denoiser } from './types.js';
 
 /** Known parts of x0: `values` and a 0/1 `mask` (1 = known), each broadcastable to x's shape [B, ...]. */
@@ -83,6 +86,69 @@ export function projectDenoised(denoiser: Denoiser, project: (x0: tf.Tensor) => 
       const rows = tf.reshape(tf.lessEqual(sigma, maxSigma), [b, ...new Array<number>(x.rank - 1).fill(1)]);
       return tf.where(tf.broadcastTo(rows, d.shape), project(d), d);
     });
+}
+
+export interface RepaintOptions {
+  /**
+   * Resamplings per step, U in Lugmayr et al. (their best: 10 with jumps of
+   * 1, sec. 4.2). U = 1 is plain replacement of the iterate.
+   */
+  readonly resample: number;
+  /** The stream for the known entries' noise and the re-noising. */
+  readonly rng: Rng;
+}
+
+/**
+ * RePaint (Lugmayr et al. 2022, https://arxiv.org/abs/2201.09865, Algorithm 1
+ * with jump length 1): each step sigma_i -> sigma_i+1 of `sampler` is taken
+ * U times; after each, the known entries are set to values + sigma_i+1 eps
+ * (their eq. 8), and, before the next try, the whole iterate is diffused back
+ * to sigma_i with fresh noise of variance sigma_i^2 - sigma_i+1^2 (eq. 9 in
+ * the variance-exploding form). The free entries so get U chances per level
+ * to agree with the known ones, which replacement alone gives them once: on a
+ * correlated Gaussian (tests/core/constraints.test.ts) the free coordinate's
+ * conditional mean goes from 56 % of the exact value (U = 1) to 94 % (U = 10)
+ * and 97 % (U = 20) with ancestral steps.
+ *
+ * The sampler is called one step at a time (sigmas [sigma_i, sigma_i+1]), so
+ * multistep samplers (lms, dpmpp-2m) lose their history and run as their
+ * first-order start; RePaint itself used ancestral (DDPM) steps. Costs U
+ * times the sampler's network evaluations. The onStep callback sees the last
+ * try of each step, with the outer step index.
+ */
+export function repaint<O extends SamplerOptions>(sampler: Sampler<O>, known: KnownValues, options: RepaintOptions): Sampler<O> {
+  checkMask(known);
+  const U = options.resample;
+  if (!Number.isInteger(U) || U < 1) throw new Error(`repaint: resample must be an integer >= 1, got ${U}`);
+  return (denoiser, x, sigmas, samplerOptions, onStep) => {
+    const s = checkSigmas(sigmas, 'repaint');
+    const total = s.length - 1;
+    let cur = x.clone();
+    try {
+      for (let i = 0; i < total; i++) {
+        const [hi, lo] = [s[i] as number, s[i + 1] as number];
+        for (let u = 0; u < U; u++) {
+          const report = onStep && u === U - 1 ? (info: Parameters<NonNullable<typeof onStep>>[0]) => onStep({ ...info, i, total }) : undefined;
+          const stepped = sampler(denoiser, cur, [hi, lo], samplerOptions, report);
+          const next = tf.tidy(() => {
+            const m = tf.broadcastTo(known.mask, stepped.shape);
+            const v = tf.broadcastTo(known.values, stepped.shape);
+            const knownNoisy = lo > 0 ? tf.add(v, tf.mul(lo, options.rng.normalTensor(stepped.shape))) : v;
+            const merged = tf.add(tf.mul(m, knownNoisy), tf.mul(tf.sub(1, m), stepped));
+            if (u === U - 1) return merged;
+            return tf.add(merged, tf.mul(Math.sqrt(hi * hi - lo * lo), options.rng.normalTensor(stepped.shape)));
+          });
+          stepped.dispose();
+          cur.dispose();
+          cur = next;
+        }
+      }
+      return cur;
+    } catch (err) {
+      cur.dispose();
+      throw err;
+    }
+  };
 }
 
 function checkMask(known: KnownValues): void {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { diffusionFromConfig, type SampleConfig } from './config/diffusion.js';
 import type { RunConfig } from './config/load.js';
-import { projectDenoised, replaceKnown, type KnownValues } from './constraints.js';
+import { projectDenoised, repaint, replaceKnown, type KnownValues } from './constraints.js';
 import { classifierFreeGuidance } from './guidance.js';
 import { pfOdeLogLikelihood } from './likelihood.js';
 import { makeDenoiser } from './parametrizations.js';
@@ -96,6 +96,11 @@ export interface GenerateOptions {
    * batch 1 or n.
    */
   readonly known?: KnownValues;
+  /**
+   * With `known`: RePaint's resampling (core/constraints.ts `repaint`), U
+   * tries per step at U times the cost; 1 (default) is replacement only.
+   */
+  readonly resample?: number;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -146,13 +151,16 @@ export function generate(model: LoadedModel, options: GenerateOptions): Generate
   }
   // Known values go last, so they win over the clamp at their positions.
   if (options.known) denoiser = replaceKnown(denoiser, options.known);
+  if (options.resample !== undefined && options.resample > 1 && !options.known) throw new Error('generate: resample needs known values (infilling or inpainting)');
   const noise = rng.normalTensor([options.n, ...model.exampleShape]);
   const x0 = tf.mul(noise, sigmas[0] as number);
   noise.dispose();
   try {
     const opts = { ...camelOptions(s.options), rng, ...(cond ? { cond } : {}) };
-    const x = sampler(denoiser, x0, sigmas, opts, options.onStep);
-    return { x, sigmas, nfe: countNfe(s.sampler, sigmas, opts), sampler: s.sampler };
+    const run = options.known && (options.resample ?? 1) > 1 ? repaint(sampler, options.known, { resample: options.resample!, rng: Rng.derive(options.seed, 0x72657061) }) : sampler;
+    const x = run(denoiser, x0, sigmas, opts, options.onStep);
+    const tries = run === sampler ? 1 : options.resample!;
+    return { x, sigmas, nfe: tries * countNfe(s.sampler, sigmas, opts), sampler: tries > 1 ? `${s.sampler}+repaint(${tries})` : s.sampler };
   } finally {
     x0.dispose();
     if (cond?.labels) cond.labels.dispose();

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussianDenoiser, GaussianMixture } from '../../src/core/analytic.js';
-import { projectDenoised, replaceKnown } from '../../src/core/constraints.js';
+import { projectDenoised, repaint, replaceKnown } from '../../src/core/constraints.js';
 import { Rng } from '../../src/core/random.js';
 import { useBackend } from '../../src/core/backend/select.js';
 import { getSampler } from '../../src/core/samplers/index.js';
@@ -108,6 +108,46 @@ describe('replaceKnown (imputation by replacement)', () => {
     const x0 = tf.mul(new Rng(6).normalTensor([8, 2]), 80);
     await expectNoTensorLeak(() => getSampler('euler-ancestral')(replaceKnown(D, known, { renoise: new Rng(7) }), x0, karras(10), { rng: new Rng(8) }).dispose());
     tf.dispose([bad.values, bad.mask, known.values, known.mask, x0]);
+  });
+});
+
+describe('repaint (RePaint resampling, Lugmayr et al. 2022)', () => {
+  const exactMean = 1.6; // E[x1 | x2 = 2] = 0.8 * 2 under N(0, [[1, .8], [.8, 1]])
+  function conditionalMean(U: number, samplerId: 'euler-ancestral' | 'heun' | 'ddpm'): { mean: number; known: number[] } {
+    const D = gaussianDenoiser({ mean: [0, 0], cov: { kind: 'full', matrix: [[1, 0.8], [0.8, 1]] } });
+    const known = { values: tf.tensor2d([[0, 2]]), mask: tf.tensor2d([[0, 1]]) };
+    const sigmas = karras(40);
+    const x0 = tf.mul(new Rng(4).normalTensor([1000, 2]), sigmas[0] as number);
+    const x = repaint(getSampler(samplerId), known, { resample: U, rng: new Rng(5) })(D, x0, sigmas, { rng: new Rng(6) });
+    const out = { mean: meanVar(column(x, 0)).mean, known: column(x, 1) };
+    tf.dispose([x, x0, known.values, known.mask]);
+    return out;
+  }
+
+  it('closes most of replacement\'s gap on a correlated Gaussian: the free mean moves from ~0.9 (U = 1) to within 6 % of the exact 1.6 (U = 10)', () => {
+    // Measured (1,000 samples, 40 Karras steps, ancestral): U = 1: 0.90, 5: 1.41, 10: 1.51, 20: 1.55.
+    const once = conditionalMean(1, 'euler-ancestral');
+    const ten = conditionalMean(10, 'euler-ancestral');
+    expect(once.mean).toBeLessThan(1.1);
+    expect(ten.mean).toBeGreaterThan(0.94 * exactMean - 4 * Math.sqrt(0.36 / 1000));
+    expect(ten.mean).toBeLessThan(exactMean + 4 * Math.sqrt(0.36 / 1000));
+    expect(ten.known.every((v) => v === 2)).toBe(true);
+    // Deterministic steps mix too (the re-noising between tries is the randomness): Heun, U = 10 gives ~1.42.
+    expect(conditionalMean(10, 'heun').mean).toBeGreaterThan(1.3);
+  });
+
+  it('validates resample and leaks no tensors', async () => {
+    const D = gaussianDenoiser({ mean: [0, 0], cov: { kind: 'isotropic', variance: 1 } });
+    const known = { values: tf.tensor2d([[0, 1]]), mask: tf.tensor2d([[0, 1]]) };
+    expect(() => repaint(getSampler('euler'), known, { resample: 0, rng: new Rng(1) })).toThrow(/resample must be an integer >= 1, got 0/);
+    const x0 = tf.mul(new Rng(6).normalTensor([8, 2]), 80);
+    const steps: number[] = [];
+    await expectNoTensorLeak(() =>
+      repaint(getSampler('ddpm'), known, { resample: 3, rng: new Rng(7) })(D, x0, karras(10), { rng: new Rng(8) }, (info) => steps.push(info.i)).dispose(),
+    );
+    // The callback sees each outer step once, with its index.
+    expect(steps).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    tf.dispose([known.values, known.mask, x0]);
   });
 });
 
