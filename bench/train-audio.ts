@@ -4,10 +4,10 @@
  * network in PyTorch (bench/torch/diffwave.py) on the same cores.
  *
  * Model and objective: the config's model (DiffWave, C = 32 residual
- * channels, 20 layers, dilation cycle 10, kernel 3, sinusoidal noise
- * embedding 128 -> 512 -> 512, class-conditional over FSDD's 10 digits plus a
- * null class: 830,209 parameters) on clips of `data.length` samples (6,000 =
- * 0.75 s at 8 kHz), EDM preconditioning, log-normal p(sigma), EDM weighting,
+ * channels, 12 layers, dilation cycle 10, kernel 3, sinusoidal noise
+ * embedding 64 -> 256 -> 256, class-conditional over FSDD's 10 digits plus a
+ * null class: 284,929 parameters) on clips of `data.length` samples (4,800 =
+ * 0.6 s at 8 kHz), EDM preconditioning, log-normal p(sigma), EDM weighting,
  * labels dropped to the null class with p = cond_dropout, AdamW with the
  * config's lr, betas and weight decay, gradient clipping at grad_clip. The
  * PyTorch network mirrors difflab's layer for layer; its parameter count is
@@ -24,8 +24,8 @@
  * steps, clips/s = batch / median.
  *
  * Batch: the all-cores rows train the config's batch (8). One wasm heap is
- * at most 4 GiB and holds about 4 clips of this network during a step
- * (configs/audio-fsdd.yaml), so the 1-core rows train --local-batch clips
+ * at most 4 GiB; it held 4 clips of the config's earlier, 20-layer 0.75 s
+ * network during a step (2.5 GiB), so the 1-core rows train --local-batch clips
  * (default min(batch, 4)) — both difflab and PyTorch, so the per-core
  * comparison is at equal work.
  *
@@ -63,9 +63,9 @@ const ROOT = resolve(here, '..');
 const CONFIG_FILE = join(ROOT, 'configs', 'audio-fsdd.yaml');
 /** FSDD's classes: the spoken digits 0-9 (the data set decides this in `difflab train`; the bench reads no audio). */
 const NUM_CLASSES = 10;
-/** The parameter count of the config's DiffWave (C 32, 20 layers, 10 classes + null). */
-const EXPECTED_PARAMS = 830_209;
-/** Clips of this network one wasm heap (4 GiB at most) holds during a training step (configs/audio-fsdd.yaml). */
+/** The parameter count of the config's DiffWave (C 32, 12 layers, embedding 64 -> 256, 10 classes + null). */
+const EXPECTED_PARAMS = 284_929;
+/** Clips one wasm heap (4 GiB at most) holds during a training step: measured (2.5 GiB) for the config's earlier 20-layer, 0.75 s network, so safe for this smaller one. */
 const CLIPS_PER_WASM_HEAP = 4;
 
 interface Args {

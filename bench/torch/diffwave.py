@@ -15,7 +15,7 @@ Linear(128, 512) -> SiLU -> Linear(512, 512), plus a class embedding
 
 difflab runs its 1x1 convolutions as Linear layers on [B*T, C]
 (channels-last); here they are nn.Conv1d(k=1) on PyTorch's default [B, C, T]
-layout: the same maps and parameter counts (830,209 at the FSDD config), the
+layout: the same maps and parameter counts (284,929 at the FSDD config), the
 same FLOPs. The last 1x1 conv starts at zero, as difflab's. The script checks
 its parameter count against difflab's (--expect-params) and exits with code 3
 on a mismatch.
@@ -121,20 +121,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     runner.add_common_args(ap)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--length", type=int, default=6000)
+    ap.add_argument("--length", type=int, default=4800)
     ap.add_argument("--channels", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=20)
+    ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--dilation-cycle", type=int, default=10)
     ap.add_argument("--kernel-size", type=int, default=3)
-    ap.add_argument("--embedding-dim", type=int, default=128)
-    ap.add_argument("--embedding-hidden", type=int, default=512)
+    ap.add_argument("--embedding-dim", type=int, default=64)
+    ap.add_argument("--embedding-hidden", type=int, default=256)
     ap.add_argument("--classes", type=int, default=10, help="0: unconditional")
-    ap.add_argument("--sigma-data", type=float, default=0.135)
-    ap.add_argument("--weighting-sigma-data", type=float, default=0.135)
-    ap.add_argument("--p-mean", type=float, default=-2.5)
-    ap.add_argument("--p-std", type=float, default=1.2)
+    ap.add_argument("--sigma-data", type=float, default=0.16)
+    ap.add_argument("--weighting-sigma-data", type=float, default=0.16)
+    ap.add_argument("--p-mean", type=float, default=-2.8)
+    ap.add_argument("--p-std", type=float, default=1.4)
     ap.add_argument("--cond-dropout", type=float, default=0.1)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--beta1", type=float, default=0.9)
     ap.add_argument("--beta2", type=float, default=0.999)
