@@ -161,4 +161,33 @@ describe('training and sampling on wasm', () => {
     expect(() => textPlugin.knownFromPrompt!({ prefix: 'To be or not to be that is the question' }, { data: config.data as TextDataConfig, info, net: model.net })).toThrow(/do not fit the model's window of 8 tokens/);
     model.dispose();
   }, 120_000);
+  it('data-parallel training (2 wasm workers) gives the losses of in-process training, embedding, rounding and prior terms included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'difflab-text-dp-'));
+    const corpus = join(dir, 'corpus.txt');
+    writeFileSync(corpus, 'Now is the winter of our discontent made glorious summer by this sun of York\n'.repeat(20));
+    const registry = new PluginRegistry([textPlugin]);
+    const lossesWith = async (workers: number): Promise<number[]> => {
+      const config = parseRunConfig(
+        {
+          modality: 'text',
+          seed: 3,
+          data: { path: corpus, seq_len: 8, embedding_dim: 16 },
+          model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8 },
+          diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
+          train: { steps: 4, batch_size: 6, workers, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.003 },
+        },
+        'inline.yaml',
+        registry,
+      );
+      const losses: number[] = [];
+      await trainRun({ config, plugin: textPlugin, outDir: join(dir, `run-${workers}`), baseDir: dir, log: () => {}, onStep: (m) => losses.push(m.loss) });
+      return losses;
+    };
+    const local = await lossesWith(1);
+    const parallel = await lossesWith(2);
+    expect(parallel).toHaveLength(4);
+    // Training moves: the losses are not all equal (equal-but-frozen would also match).
+    expect(new Set(local.map((l) => l.toFixed(4))).size).toBeGreaterThan(1);
+    parallel.forEach((l, i) => expect(l).toBeCloseTo(local[i]!, 4));
+  }, 120_000);
 });
