@@ -30,7 +30,7 @@ import { DataParallelTrainer } from '../src/core/parallel/data-parallel-trainer.
 import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { Batch, HostBatch, HostTensor, OptimizerSpec, StepResult, TrainableModel, Trainer } from '../src/core/parallel/types.js';
 import { Rng } from '../src/core/random.js';
-import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, printBreakdown, printKernels, printTable, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 export interface BackendNetOptions {
   readonly seed: number;
@@ -103,7 +103,7 @@ interface Args {
 const here = dirname(fileURLToPath(import.meta.url));
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
+  const defaults: Args = {
     steps: 6,
     warmup: 2,
     cpuSteps: 1,
@@ -114,27 +114,17 @@ function parseArgs(argv: string[]): Args {
     profile: true,
     out: join(here, 'results', 'backend.json'),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const num = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0) throw new Error(`${flag} needs a non-negative integer`);
-      return v;
-    };
-    switch (flag) {
-      case '--steps': a.steps = Math.max(1, num()); break;
-      case '--warmup': a.warmup = num(); break;
-      case '--cpu-steps': a.cpuSteps = Math.max(1, num()); break;
-      case '--cpu-warmup': a.cpuWarmup = num(); break;
-      case '--torch-steps': a.torchSteps = Math.max(1, num()); break;
-      case '--skip-cpu': a.skipCpu = true; break;
-      case '--skip-torch': a.skipTorch = true; break;
-      case '--no-profile': a.profile = false; break;
-      case '--out': a.out = resolve(argv[++i] ?? ''); break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
-  return a;
+  return parseBenchFlags('backend', argv, defaults, {
+    '--steps': { int: 'steps', min: 1 },
+    '--warmup': { int: 'warmup', min: 0 },
+    '--cpu-steps': { int: 'cpuSteps', min: 1 },
+    '--cpu-warmup': { int: 'cpuWarmup', min: 0 },
+    '--torch-steps': { int: 'torchSteps', min: 1 },
+    '--skip-cpu': { set: 'skipCpu' },
+    '--skip-torch': { set: 'skipTorch' },
+    '--no-profile': { set: 'profile', value: false },
+    '--out': { path: 'out' },
+  });
 }
 
 function makeBatch(rows = BATCH): HostBatch {

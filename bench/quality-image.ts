@@ -46,7 +46,7 @@ import { Rng } from '../src/core/random.js';
 import { latestCheckpointDir, loadCheckpoint } from '../src/core/training/checkpoint.js';
 import { createDifflab } from '../src/container.js';
 import { resolveDataPath } from '../src/plugins/image/data/paths.js';
-import { firstLine, fmt } from './lib/common.js';
+import { firstLine, fmt, parseBenchFlags } from './lib/common.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -65,7 +65,7 @@ interface Args {
 type DiffusersRun = { result: DiffusersResult; samples: Float32Array } | { error: string };
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
+  const defaults: Args = {
     config: join(root, 'configs/fashion-unet-edm.yaml'),
     n: 1000,
     diffusersSteps: 100,
@@ -75,31 +75,17 @@ function parseArgs(argv: string[]): Args {
     equalSteps: false,
     out: join(root, 'bench/results/quality-image.json'),
   };
-  const int = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`bench:quality-image: ${flag} expects a positive integer, got '${v}'`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const f = argv[i];
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`bench:quality-image: ${f} needs a value`);
-      return v;
-    };
-    if (f === '--config') a.config = resolve(next());
-    else if (f === '--max-steps') a.maxSteps = int(f, next());
-    else if (f === '--n') a.n = int(f, next());
-    else if (f === '--diffusers-steps') a.diffusersSteps = int(f, next());
-    else if (f === '--run-dir') a.runDir = resolve(next());
-    else if (f === '--reuse') a.reuse = true;
-    else if (f === '--skip-diffusers') a.skipDiffusers = true;
-    else if (f === '--equal-steps') a.equalSteps = true;
-    else if (f === '--out') a.out = resolve(next());
-    else throw new Error(`bench:quality-image: unknown flag '${f}'`);
-  }
-  if (a.n < 2) throw new Error('bench:quality-image: --n must be at least 2');
-  return a;
+  return parseBenchFlags('quality-image', argv, defaults, {
+    '--config': { path: 'config' },
+    '--max-steps': { int: 'maxSteps', min: 1 },
+    '--n': { int: 'n', min: 2 },
+    '--diffusers-steps': { int: 'diffusersSteps', min: 1 },
+    '--run-dir': { path: 'runDir' },
+    '--reuse': { set: 'reuse' },
+    '--skip-diffusers': { set: 'skipDiffusers' },
+    '--equal-steps': { set: 'equalSteps' },
+    '--out': { path: 'out' },
+  });
 }
 
 /** Runs a command with inherited output; resolves with its wall-clock seconds, rejects on a non-zero exit. */
@@ -338,6 +324,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(`bench:quality-image: ${firstLine(e)}`);
+  const line = firstLine(e);
+  console.error(line.startsWith('bench:') ? line : `bench:quality-image: ${line}`);
   process.exit(1);
 });

@@ -56,7 +56,7 @@ import type { DiffusionModelOptions } from '../src/core/training/diffusion-model
 import type { AudioDataConfig, AudioModelConfig } from '../src/plugins/audio/config.js';
 import { createAudioNetwork, parseAudioModelConfig } from '../src/plugins/audio/diffwave.js';
 import { audioPlugin } from '../src/plugins/audio/index.js';
-import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..');
@@ -81,7 +81,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
+  const defaults: Args = {
     steps: 6,
     warmup: 2,
     torchSteps: 10,
@@ -92,27 +92,17 @@ function parseArgs(argv: string[]): Args {
     profile: true,
     out: join(here, 'results', 'train-audio.json'),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const num = (min: number): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer >= ${min}`);
-      return v;
-    };
-    switch (flag) {
-      case '--steps': a.steps = num(1); break;
-      case '--warmup': a.warmup = num(0); break;
-      case '--torch-steps': a.torchSteps = num(1); break;
-      case '--torch-warmup': a.torchWarmup = num(0); break;
-      case '--local-batch': a.localBatch = num(1); break;
-      case '--length': a.length = num(16); break;
-      case '--skip-torch': a.skipTorch = true; break;
-      case '--no-profile': a.profile = false; break;
-      case '--out': a.out = resolve(argv[++i] ?? ''); break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
-  return a;
+  return parseBenchFlags('train-audio', argv, defaults, {
+    '--steps': { int: 'steps', min: 1 },
+    '--warmup': { int: 'warmup', min: 0 },
+    '--torch-steps': { int: 'torchSteps', min: 1 },
+    '--torch-warmup': { int: 'torchWarmup', min: 0 },
+    '--local-batch': { int: 'localBatch', min: 1 },
+    '--length': { int: 'length', min: 16 },
+    '--skip-torch': { set: 'skipTorch' },
+    '--no-profile': { set: 'profile', value: false },
+    '--out': { path: 'out' },
+  });
 }
 
 // ---------------------------------------------------------------------------- rows

@@ -59,7 +59,7 @@ import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { FactorySpec, HostBatch, NamedHostTensor, OptimizerSpec, StepOptions, StepResult, Trainer } from '../src/core/parallel/types.js';
 import { PluginRegistry } from '../src/core/plugin.js';
 import { Rng } from '../src/core/random.js';
-import { activateBackend, backendArg, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, median, noteLoad, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, backendArg, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, median, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
 import { stepsForNfe } from '../src/core/samplers/index.js';
 import { sigmasFor } from '../src/core/schedules/discretize.js';
 import type { DiffusionModelOptions } from '../src/core/training/diffusion-model.js';
@@ -92,7 +92,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
+  const defaults: Args = {
     steps: 6,
     warmup: 2,
     torchSteps: 10,
@@ -109,33 +109,23 @@ function parseArgs(argv: string[]): Args {
     torchDevice: 'cpu',
     out: join(here, 'results', 'train-image.json'),
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const num = (min: number): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer >= ${min}`);
-      return v;
-    };
-    switch (flag) {
-      case '--steps': a.steps = num(1); break;
-      case '--warmup': a.warmup = num(0); break;
-      case '--torch-steps': a.torchSteps = num(1); break;
-      case '--torch-warmup': a.torchWarmup = num(0); break;
-      case '--sample-batch': a.sampleBatch = num(1); break;
-      case '--sample-nfe': a.sampleNfe = num(1); break;
-      case '--sample-runs': a.sampleRuns = num(1); break;
-      case '--skip-torch': a.skipTorch = true; break;
-      case '--skip-sample': a.skipSample = true; break;
-      case '--no-profile': a.profile = false; break;
-      case '--torch-sdpa': a.torchSdpa = true; break;
-      case '--backend': a.backends.push(backendArg(flag, argv[++i])); break;
-      case '--skip-wasm': a.skipWasm = true; break;
-      case '--torch-device': a.torchDevice = argv[++i] ?? 'cpu'; break;
-      case '--out': a.out = resolve(argv[++i] ?? ''); break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
-  return a;
+  return parseBenchFlags('train-image', argv, defaults, {
+    '--steps': { int: 'steps', min: 1 },
+    '--warmup': { int: 'warmup', min: 0 },
+    '--torch-steps': { int: 'torchSteps', min: 1 },
+    '--torch-warmup': { int: 'torchWarmup', min: 0 },
+    '--sample-batch': { int: 'sampleBatch', min: 1 },
+    '--sample-nfe': { int: 'sampleNfe', min: 1 },
+    '--sample-runs': { int: 'sampleRuns', min: 1 },
+    '--skip-torch': { set: 'skipTorch' },
+    '--skip-sample': { set: 'skipSample' },
+    '--no-profile': { set: 'profile', value: false },
+    '--torch-sdpa': { set: 'torchSdpa' },
+    '--backend': (a, value) => a.backends.push(backendArg('--backend', value())),
+    '--skip-wasm': { set: 'skipWasm' },
+    '--torch-device': { string: 'torchDevice' },
+    '--out': { path: 'out' },
+  });
 }
 
 // ---------------------------------------------------------------------------- shared

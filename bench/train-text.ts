@@ -40,7 +40,7 @@ import type { TextDataConfig } from '../src/plugins/text/config.js';
 import { openTextData, vocabSize } from '../src/plugins/text/data.js';
 import { textPlugin } from '../src/plugins/text/index.js';
 import { createTextNetwork, parseTextModelConfig } from '../src/plugins/text/transformer.js';
-import { activateBackend, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, printTable, runTorchScript, timeTrainerSteps, writeReport, type TorchOutcome } from './lib/common.js';
+import { activateBackend, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printTable, runTorchScript, timeTrainerSteps, writeReport, type TorchOutcome } from './lib/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..');
@@ -57,24 +57,20 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { steps: 5, warmup: 2, torchSteps: 10, torchWarmup: 3, batch: undefined, skipTorch: false, out: join(here, 'results', 'train-text.json') };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const num = (min: number): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer >= ${min}`);
-      return v;
-    };
-    if (flag === '--steps') a.steps = num(1);
-    else if (flag === '--warmup') a.warmup = num(0);
-    else if (flag === '--torch-steps') a.torchSteps = num(1);
-    else if (flag === '--torch-warmup') a.torchWarmup = num(0);
-    else if (flag === '--batch') a.batch = num(1);
-    else if (flag === '--skip-torch') a.skipTorch = true;
-    else if (flag === '--out') a.out = resolve(argv[++i] ?? '');
-    else throw new Error(`unknown flag ${flag}`);
-  }
-  return a;
+  return parseBenchFlags(
+    'train-text',
+    argv,
+    { steps: 5, warmup: 2, torchSteps: 10, torchWarmup: 3, batch: undefined, skipTorch: false, out: join(here, 'results', 'train-text.json') } as Args,
+    {
+      '--steps': { int: 'steps', min: 1 },
+      '--warmup': { int: 'warmup', min: 0 },
+      '--torch-steps': { int: 'torchSteps', min: 1 },
+      '--torch-warmup': { int: 'torchWarmup', min: 0 },
+      '--batch': { int: 'batch', min: 1 },
+      '--skip-torch': { set: 'skipTorch' },
+      '--out': { path: 'out' },
+    },
+  );
 }
 
 interface Row {

@@ -1,9 +1,9 @@
-/** Helpers shared by the side-by-side benchmarks (bench:backend, bench:train-image, bench:train-audio). */
+/** Helpers shared by the side-by-side benchmarks (bench:backend, bench:train-image, bench:train-audio, bench:train-text, bench:quality-image). */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BACKEND_NAMES, isBackendName, selectBackend, type BackendName } from '../../src/core/backend/select.js';
 import type { HostBatch, StepOptions, StepResult, Trainer } from '../../src/core/parallel/types.js';
@@ -239,4 +239,44 @@ export async function activateBackend(name?: BackendName): Promise<BackendOutcom
 export function backendArg(flag: string, value: string | undefined): BackendName {
   if (value === undefined || !isBackendName(value)) throw new Error(`${flag} needs a backend name (${BACKEND_NAMES.join(', ')}), got ${value ?? 'nothing'}`);
   return value;
+}
+
+/**
+ * One command-line flag of a bench: an integer of at least `min`, a switch
+ * (sets `value`, default true), a path (resolved against the working folder),
+ * a string, or a handler given a reader of the flag's value.
+ */
+export type BenchFlag<A> =
+  | { readonly int: keyof A; readonly min: number }
+  | { readonly set: keyof A; readonly value?: unknown }
+  | { readonly path: keyof A }
+  | { readonly string: keyof A }
+  | ((args: A, value: () => string) => void);
+
+/**
+ * Parses a bench's flags onto a copy of its defaults; a bad flag or value is
+ * one error naming the bench, the flag and the value.
+ */
+export function parseBenchFlags<A extends object>(bench: string, argv: readonly string[], defaults: A, flags: Readonly<Record<string, BenchFlag<A>>>): A {
+  const a = { ...defaults } as Record<string, unknown>;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i] as string;
+    const spec = flags[flag];
+    if (!spec) throw new Error(`bench:${bench}: unknown flag '${flag}' (flags: ${Object.keys(flags).join(', ')})`);
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench:${bench}: ${flag} needs a value`);
+      return v;
+    };
+    if (typeof spec === 'function') spec(a as A, value);
+    else if ('int' in spec) {
+      const raw = value();
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < spec.min) throw new Error(`bench:${bench}: ${flag} needs an integer >= ${spec.min}, got '${raw}'`);
+      a[spec.int as string] = n;
+    } else if ('set' in spec) a[spec.set as string] = 'value' in spec ? spec.value : true;
+    else if ('path' in spec) a[spec.path as string] = resolve(value());
+    else a[spec.string as string] = value();
+  }
+  return a as A;
 }
