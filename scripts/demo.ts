@@ -15,7 +15,8 @@
  *
  * Options (after `npm run demo --`): --out DIR, --max-steps N (smoke tests),
  * --n-per-class N, --n-uncond N, --steps N (sampler steps), --eval-n N,
- * --data DIR. Progress goes to stderr, the summary to stdout.
+ * --data DIR, --config FILE, --resume (continue the run in --out; a finished
+ * one is only sampled and scored). Progress goes to stderr, the summary to stdout.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -71,6 +72,8 @@ export function chooseDemoData(configFile: string, configPath: string, given: st
   const candidates = [resolve(configPath), resolve(dirname(configFile), configPath)];
   const path = candidates.find((c) => exists(c));
   if (!path) throw new Error(`${configFile}: data.path ${configPath} not found (looked in ${candidates.join(', ')})`);
+  const shippedSlice = resolve(dirname(configFile), '..', 'datasets', 'fsdd-slice', 'recordings');
+  if (path !== shippedSlice) return { path, why: `the config's data.path, ${configPath}` };
   return { path, why: `one speaker's digits, the FSDD slice that ships with difflab; --data DIR trains on another folder, e.g. the full FSDD from \`npx difflab datasets fetch fsdd\`` };
 }
 
@@ -83,6 +86,7 @@ interface DemoOptions {
   evalN: number;
   data?: string;
   config?: string;
+  resume?: boolean;
 }
 
 function positiveInt(v: string): number {
@@ -170,7 +174,7 @@ async function demo(opts: DemoOptions): Promise<void> {
   const data = chooseDemoData(configFile, base.data.path, opts.data);
   const config: RunConfig<AudioDataConfig, AudioModelConfig> = { ...base, data: { ...base.data, path: data.path } };
   const outDir = resolve(opts.out ?? join(ROOT, 'runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
-  if (listCheckpoints(outDir).length > 0) throw new Error(`${outDir} already holds a trained run; choose another --out`);
+  if (listCheckpoints(outDir).length > 0 && !opts.resume) throw new Error(`${outDir} already holds a trained run; choose another --out, or pass --resume to continue it`);
   const backend = await selectBackend(process.env['DIFFLAB_BACKEND'] || base.backend === 'auto' ? undefined : base.backend);
   const steps = Math.min(config.train.steps, opts.maxSteps ?? Infinity);
   log(`difflab demo: ${rel(configFile)} -> ${rel(outDir)}`);
@@ -187,6 +191,7 @@ async function demo(opts: DemoOptions): Promise<void> {
     configFile,
     baseDir: dirname(configFile),
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
+    ...(opts.resume ? { resume: true } : {}),
     log,
     onSample: async (step, weights, info) => {
       const model = loadModel(audioPlugin, config, info, weights);
@@ -362,6 +367,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     .option('--eval-n <n>', 'guided samples scored (class-balanced; each costs about 4 s of one core with the demo config)', positiveInt, 50)
     .option('--data <dir>', 'folder of FSDD WAVs (default: the full FSDD when found, else the shipped slice)')
     .option('--config <file>', 'an audio run config to use instead of configs/audio-fsdd-demo.yaml')
+    .option('--resume', 'continue the run in --out from its last checkpoint (a finished run goes straight to sampling and scoring)')
     .exitOverride();
   try {
     program.parse([...argv]);

@@ -29,8 +29,8 @@ describe('npm run demo', () => {
     const shipped = chooseDemoData('/pkg/configs/demo.yaml', slice, undefined, has('/pkg/datasets/fsdd-slice/recordings'));
     expect(shipped.path).toBe('/pkg/datasets/fsdd-slice/recordings');
     expect(shipped.why).toMatch(/^one speaker's digits, the FSDD slice that ships with difflab; --data DIR trains on another folder/);
-    // A path that exists from the working folder wins, as in the audio plugin.
-    expect(chooseDemoData('/pkg/configs/demo.yaml', 'mine', undefined, has(resolve('mine'), '/pkg/configs/mine')).path).toBe(resolve('mine'));
+    // A path that exists from the working folder wins, as in the audio plugin; another config's data is named as such.
+    expect(chooseDemoData('/pkg/configs/demo.yaml', 'mine', undefined, has(resolve('mine'), '/pkg/configs/mine'))).toEqual({ path: resolve('mine'), why: "the config's data.path, mine" });
     expect(chooseDemoData('/pkg/configs/demo.yaml', slice, 'mine', has(resolve('mine')))).toEqual({ path: resolve('mine'), why: 'given by --data' });
     expect(() => chooseDemoData('/pkg/configs/demo.yaml', slice, undefined, has())).toThrow(
       /^\/pkg\/configs\/demo\.yaml: data\.path \.\.\/datasets\/fsdd-slice\/recordings not found \(looked in /,
@@ -97,5 +97,16 @@ describe('npm run demo', () => {
       expect(evaluation.metrics.classAccuracy!.floor).toBeGreaterThan(0);
       expect(r.stdout).toMatch(/metrics +.*evaluation\.json \(FD [\d.]+, floor [\d.]+; the classifier hears the requested digit in \d+ % of them \(real clips: \d+ %\)\)/);
     }
+
+    // The folder holds a run now: refused without --resume; with it, training continues from step 2.
+    const again = demo(['--out', out, '--max-steps', '3', '--data', 'datasets/fsdd-slice/recordings']);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`demo: ${out} already holds a trained run; choose another --out, or pass --resume to continue it`);
+    const resumed = demo(['--out', out, '--resume', '--max-steps', '3', '--n-per-class', '1', '--n-uncond', '0', '--steps', '1', '--eval-n', '10', '--data', 'datasets/fsdd-slice/recordings']);
+    expect(resumed.stderr).not.toMatch(/^demo: /m);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/resumed from .*step-00000002 \(step 2\)/);
+    expect(resumed.stderr).toMatch(/step 3\/3 {2}loss/);
+    expect((JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8')) as { step: number }).step).toBe(3);
   });
 });
