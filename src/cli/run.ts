@@ -1,4 +1,4 @@
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { selectBackend } from '../core/backend/select.js';
 import { parseRunConfig, type RunConfig } from '../core/config/load.js';
@@ -38,7 +38,10 @@ export async function openRun(
     ...(ckpt.meta.dataInfo !== undefined ? { dataInfo: ckpt.meta.dataInfo } : {}),
   };
   const model = loadModel(plugin, config, info, useEma ? ckpt.ema! : ckpt.state.weights);
-  const dataBaseDir = ckpt.meta.configFile ? dirname(resolve(ckpt.meta.configFile)) : process.cwd();
+  // `difflab train` records the config file's absolute path; a relative one (a run folder shipped
+  // with the package, e.g. models/audio-fsdd) is relative to the run folder.
+  const configFile = ckpt.meta.configFile;
+  const dataBaseDir = configFile ? dirname(isAbsolute(configFile) ? configFile : resolve(runDir, configFile)) : process.cwd();
   return { plugin, model, config, ckpt, weightsKind: useEma ? 'EMA' : 'raw', dataBaseDir };
 }
 
