@@ -120,6 +120,40 @@ describe('data sources', () => {
     b.x.dispose();
   });
 
+  it('data.label_field: every window takes its record\'s class (training values, sorted), batches carry int32 labels; bad labels are one-line errors', async () => {
+    // Long records so that some span two windows; labels are strings or numbers.
+    const recs = Array.from({ length: 10 }, (_, i) =>
+      JSON.stringify({ text: `${i % 2 ? 'the sea is wide and deep and blue' : 'the hill is high'} ${'and so on '.repeat(i % 3)}`, mood: i % 2 ? 'sea' : 1 }),
+    );
+    const p = file('labelled.jsonl', `${recs.join('\n')}\n`);
+    const c = cfg({ path: p, embedding_dim: 16, label_field: 'mood' });
+    const train = await openTextData(c, ctx('train'));
+    expect(train.numClasses).toBe(2);
+    expect((train.dataInfo as { classes: string[] }).classes).toEqual(['1', 'sea']);
+    const b = train.batch([...Array(train.size).keys()], new Rng(0));
+    const labels = Array.from(b.labels!.dataSync());
+    expect(b.labels!.dtype).toBe('int32');
+    // Rebuild the expected labels window by window from the records.
+    const expected = train.documents.flatMap((d, i) => Array.from({ length: Math.max(1, Math.ceil(d.length / 8)) }, () => (i % 2 ? 1 : 0)));
+    expect(labels).toEqual(expected);
+    expect(labels.length).toBeGreaterThan(9); // some records span two windows
+    tf.dispose([b.x, b.labels!]);
+    const test = await openTextData(c, ctx('test'));
+    expect(test.numClasses).toBe(2);
+
+    await expect(openTextData(cfg({ path: file('plain.txt', 'some plain text here and more'), label_field: 'mood' }), ctx('train'))).rejects.toThrow(
+      /plain\.txt: data\.label_field 'mood' needs a JSON-lines corpus/,
+    );
+    const missing = file('missing.jsonl', `${JSON.stringify({ text: 'a b c d e f g h i j' })}\n${JSON.stringify({ text: 'k l m', mood: 'x' })}\n`);
+    await expect(openTextData(cfg({ path: missing, label_field: 'mood', train_fraction: 0.5 }), ctx('train'))).rejects.toThrow(
+      /missing\.jsonl:1: the record has no string or number field 'mood' \(data\.label_field\)/,
+    );
+    const unseen = file('unseen.jsonl', [0, 1, 2, 3].map((i) => JSON.stringify({ text: 'words and words and words again', mood: i < 3 ? 'a' : 'b' })).join('\n'));
+    await expect(openTextData(cfg({ path: unseen, label_field: 'mood', train_fraction: 0.75 }), ctx('test'))).rejects.toThrow(
+      /unseen\.jsonl: the validation split has label 'b' \(data\.label_field\), which no training record has/,
+    );
+  });
+
   const shakespeare = join(process.cwd(), '../shared/datasets/tinyshakespeare/input.txt');
   it.skipIf(!existsSync(shakespeare))('Tiny Shakespeare: the first 90 % of the characters train, the last 10 % validate (skipped when ../shared/datasets is absent)', async () => {
     const c = cfg({ path: shakespeare, seq_len: 64 });

@@ -161,6 +161,55 @@ describe('training and sampling on wasm', () => {
     expect(() => textPlugin.knownFromPrompt!({ prefix: 'To be or not to be that is the question' }, { data: config.data as TextDataConfig, info, net: model.net })).toThrow(/do not fit the model's window of 8 tokens/);
     model.dispose();
   }, 120_000);
+  it('class-conditional text (data.label_field): trains with label dropout, samples a class with classifier-free guidance, classes change the sample', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'difflab-text-cfg-'));
+    const corpus = join(dir, 'moods.jsonl');
+    const lines = Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: i % 2 ? 'the sea is wide and deep' : 'the hill is high and green', mood: i % 2 ? 'sea' : 'hill' }));
+    writeFileSync(corpus, `${lines.join('\n')}\n`);
+    const registry = new PluginRegistry([textPlugin]);
+    const config = parseRunConfig(
+      {
+        modality: 'text',
+        seed: 2,
+        data: { path: corpus, seq_len: 8, embedding_dim: 16, label_field: 'mood' },
+        model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8, class_conditional: true },
+        diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
+        train: { steps: 4, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.01, cond_dropout: 0.25 },
+        sample: { sampler: 'ddpm', steps: 6, discretization: 'leading', clamp: false, guidance: 2 },
+      },
+      'inline.yaml',
+      registry,
+    );
+    const losses: number[] = [];
+    await trainRun({ config, plugin: textPlugin, outDir: join(dir, 'run'), baseDir: dir, log: () => {}, onStep: (m) => losses.push(m.loss) });
+    expect(losses.every(Number.isFinite)).toBe(true);
+    const ckpt = loadCheckpoint(latestCheckpointDir(join(dir, 'run'))!);
+    expect(ckpt.meta.numClasses).toBe(2);
+    expect((ckpt.meta.dataInfo as { classes: string[] }).classes).toEqual(['hill', 'sea']);
+    const info = { exampleShape: ckpt.meta.exampleShape, numClasses: 2, dataShape: ckpt.meta.dataShape!, dataInfo: ckpt.meta.dataInfo };
+    const model = loadModel(textPlugin, config, info, ckpt.state.weights);
+    const [hill, sea] = await expectNoTensorLeak(async () => {
+      const a = generate(model, { n: 2, seed: 5, classId: 0 });
+      const b = generate(model, { n: 2, seed: 5, classId: 1 });
+      expect(a.nfe).toBe(6);
+      const out = [a.x.arraySync() as number[][][], b.x.arraySync() as number[][][]];
+      tf.dispose([a.x, b.x]);
+      return out;
+    }, 'guided text sampling');
+    // The same noise under the two classes: the label embedding moves the sample.
+    const diff = Math.max(...hill!.flat(2).map((v, i) => Math.abs(v - sea!.flat(2)[i]!)));
+    expect(diff).toBeGreaterThan(1e-4);
+    expect(() => generate(model, { n: 1, seed: 1, classId: 2 })).toThrow(/0\.\.1, got 2/);
+    model.dispose();
+    // Without classes in the data, class_conditional is a one-line error.
+    const plain = join(dir, 'plain.txt');
+    writeFileSync(plain, 'the sea is wide and deep and the hill is high '.repeat(10));
+    const bad = parseRunConfig({ ...config, data: { ...(config.data as TextDataConfig), path: plain, label_field: null } }, 'inline.yaml', registry);
+    await expect(trainRun({ config: bad, plugin: textPlugin, outDir: join(dir, 'bad'), baseDir: dir, log: () => {} })).rejects.toThrow(
+      /model\.class_conditional needs classes in the data \(set data\.label_field on a JSON-lines corpus\)/,
+    );
+  }, 120_000);
+
   it('data-parallel training (2 wasm workers) gives the losses of in-process training, embedding, rounding and prior terms included', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'difflab-text-dp-'));
     const corpus = join(dir, 'corpus.txt');

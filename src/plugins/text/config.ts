@@ -35,6 +35,13 @@ export const textDataSchema = z.strictObject({
   train_fraction: z.number().gt(0).lt(1).default(0.9),
   /** Training-split tokens seen fewer times than this map to the unknown token (1 keeps every token). */
   min_count: z.int().min(1).default(1),
+  /**
+   * JSON lines only: a field of each record (string or number) whose values
+   * become classes, a conditioning signal for model.class_conditional and
+   * classifier-free guidance (`difflab sample --class`). Classes are the
+   * training split's values, sorted.
+   */
+  label_field: z.string().min(1).nullable().default(null),
 });
 
 export type TextDataConfig = z.infer<typeof textDataSchema>;
@@ -61,6 +68,12 @@ export const textModelSchema = z.strictObject({
   rounding_head: z.enum(['tied', 'separate']).default('tied'),
   /** Std of the embedding table's N(0, std^2) initialization. */
   embedding_init_std: z.number().gt(0).default(1),
+  /**
+   * Condition on the data's classes (data.label_field): a class embedding is
+   * added to the noise embedding, with one extra null class that
+   * train.cond_dropout trains for classifier-free guidance (Ho & Salimans 2022).
+   */
+  class_conditional: z.boolean().default(false),
   /** Weights of the end-to-end objective's extra terms (Diffusion-LM, eq. 2): 0 drops a term. */
   loss: z
     .strictObject({

@@ -135,6 +135,14 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
 
 /** The documents of a corpus file: one for plain text, one per record for JSON lines. Throws one line naming the file. */
 export function readCorpus(file: string, cfg: Pick<TextDataConfig, 'format' | 'text_field'>): string[] {
+  return readCorpusRecords(file, { ...cfg, label_field: null }).docs;
+}
+
+/**
+ * The documents and, with `label_field` (JSON lines only), each record's
+ * label as a string. Throws one line naming the file (and line).
+ */
+export function readCorpusRecords(file: string, cfg: Pick<TextDataConfig, 'format' | 'text_field' | 'label_field'>): { docs: string[]; labels?: string[] } {
   if (!existsSync(file)) throw new TextDataError(`${file}: no such file`);
   if (!statSync(file).isFile()) throw new TextDataError(`${file}: not a file`);
   const bytes = readFileSync(file);
@@ -145,10 +153,12 @@ export function readCorpus(file: string, cfg: Pick<TextDataConfig, 'format' | 't
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const jsonl = cfg.format === 'jsonl' || (cfg.format === 'auto' && /\.(jsonl|ndjson)$/i.test(file));
   if (!jsonl) {
+    if (cfg.label_field !== null) throw new TextDataError(`${file}: data.label_field '${cfg.label_field}' needs a JSON-lines corpus (one record per line), not plain text`);
     if (text.trim() === '') throw new TextDataError(`${file}: the file has no text (only whitespace)`);
-    return [text];
+    return { docs: [text] };
   }
   const docs: string[] = [];
+  const labels: string[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     let rec: unknown;
@@ -160,9 +170,14 @@ export function readCorpus(file: string, cfg: Pick<TextDataConfig, 'format' | 't
     const v = rec !== null && typeof rec === 'object' ? (rec as Record<string, unknown>)[cfg.text_field] : undefined;
     if (typeof v !== 'string') throw new TextDataError(`${file}:${i + 1}: the record has no string field '${cfg.text_field}'`);
     docs.push(v);
+    if (cfg.label_field !== null) {
+      const l = (rec as Record<string, unknown>)[cfg.label_field];
+      if (typeof l !== 'string' && typeof l !== 'number') throw new TextDataError(`${file}:${i + 1}: the record has no string or number field '${cfg.label_field}' (data.label_field)`);
+      labels.push(String(l));
+    }
   });
   if (docs.length === 0 || docs.every((d) => d.trim() === '')) throw new TextDataError(`${file}: the file has no text records`);
-  return docs;
+  return cfg.label_field !== null ? { docs, labels } : { docs };
 }
 
 /** The train / validation documents: plain text split at a character position, JSON lines by record. */
@@ -217,6 +232,15 @@ interface Prepared {
   vocab: TextVocabulary;
   train: Int32Array[];
   test: Int32Array[];
+  /** With data.label_field: the classes (the training split's label values, sorted) and each document's class id. */
+  classes?: string[];
+  trainLabels?: number[];
+  testLabels?: number[];
+}
+
+/** A text vocabulary plus, for labelled corpora, the class names (kept with every checkpoint). */
+export interface TextDataInfo extends TextVocabulary {
+  readonly classes?: readonly string[];
 }
 
 /** Tokenizing Tiny Shakespeare takes ~0.3 s; eval opens both splits, so keep the last corpus. */
@@ -224,15 +248,24 @@ let cache: { key: string; value: Prepared } | undefined;
 
 function prepare(file: string, cfg: TextDataConfig): Prepared {
   const st = statSync(file);
-  const key = JSON.stringify([file, st.size, st.mtimeMs, cfg.format, cfg.text_field, cfg.encoding, cfg.train_fraction, cfg.min_count]);
+  const key = JSON.stringify([file, st.size, st.mtimeMs, cfg.format, cfg.text_field, cfg.label_field, cfg.encoding, cfg.train_fraction, cfg.min_count]);
   if (cache?.key === key) return cache.value;
-  const docs = readCorpus(file, cfg);
+  const { docs, labels } = readCorpusRecords(file, cfg);
   const split = splitCorpus(docs, cfg.train_fraction, file);
   const trainTk = split.train.map((d) => tiktokenIds(d, cfg.encoding));
   const testTk = split.test.map((d) => tiktokenIds(d, cfg.encoding));
   const vocab = buildVocabulary(trainTk, cfg.encoding, cfg.min_count);
   const index = new VocabularyIndex(vocab);
-  const value = { vocab, train: trainTk.map((t) => index.toIds(t)), test: testTk.map((t) => index.toIds(t)) };
+  const value: Prepared = { vocab, train: trainTk.map((t) => index.toIds(t)), test: testTk.map((t) => index.toIds(t)) };
+  if (labels) {
+    // JSON lines split by record (splitCorpus): the first split.train.length records train.
+    const [trainNames, testNames] = [labels.slice(0, split.train.length), labels.slice(split.train.length)];
+    const classes = [...new Set(trainNames)].sort();
+    const id = new Map(classes.map((c, i) => [c, i]));
+    const unseen = testNames.find((n) => !id.has(n));
+    if (unseen !== undefined) throw new TextDataError(`${file}: the validation split has label '${unseen}' (data.label_field), which no training record has`);
+    Object.assign(value, { classes, trainLabels: trainNames.map((n) => id.get(n)!), testLabels: testNames.map((n) => id.get(n)!) });
+  }
   cache = { key, value };
   return value;
 }
@@ -246,19 +279,31 @@ export async function openTextData(cfg: TextDataConfig, ctx: DataContext, opts: 
   if (tokens < cfg.seq_len) {
     throw new TextDataError(`${file}: the ${splitName} split has ${tokens} tokens, fewer than one window of data.seq_len = ${cfg.seq_len}`);
   }
-  const windows = makeWindows(docs, cfg.seq_len, cfg.stride ?? cfg.seq_len, p.vocab.pad);
+  const stride = cfg.stride ?? cfg.seq_len;
+  const docLabels = ctx.split === 'train' ? p.trainLabels : p.testLabels;
+  // Windows never cross documents, so each takes its document's class.
+  const windows: Int32Array[] = [];
+  const windowLabels: number[] = [];
+  docs.forEach((d, i) => {
+    const ws = makeWindows([d], cfg.seq_len, stride, p.vocab.pad);
+    windows.push(...ws);
+    if (docLabels) for (let k = 0; k < ws.length; k++) windowLabels.push(docLabels[i] as number);
+  });
   const index = new VocabularyIndex(p.vocab);
   if (ctx.split === 'train') {
     ctx.log(
       `text: ${file}: ${tokens.toLocaleString('en-US')} ${cfg.encoding} tokens in the training split, vocabulary ${p.vocab.tokens.length.toLocaleString('en-US')} + unknown + pad, ` +
-        `${windows.length.toLocaleString('en-US')} windows of ${cfg.seq_len}`,
+        `${windows.length.toLocaleString('en-US')} windows of ${cfg.seq_len}` +
+        (p.classes ? `, ${p.classes.length} classes from '${cfg.label_field}'` : ''),
     );
   }
+  const dataInfo: TextDataInfo = p.classes ? { ...p.vocab, classes: p.classes } : p.vocab;
   return {
     exampleShape: [cfg.seq_len, cfg.embedding_dim],
     dataShape: [cfg.seq_len],
-    dataInfo: p.vocab,
+    dataInfo,
     size: windows.length,
+    ...(p.classes ? { numClasses: p.classes.length } : {}),
     vocab: p.vocab,
     index,
     windows,
@@ -271,7 +316,9 @@ export async function openTextData(cfg: TextDataConfig, ctx: DataContext, opts: 
         if (!w) throw new RangeError(`text: example ${i} is out of range (0..${windows.length - 1})`);
         out.set(w, r * cfg.seq_len);
       });
-      return { x: tf.tensor2d(out, [indices.length, cfg.seq_len], 'int32') };
+      const x = tf.tensor2d(out, [indices.length, cfg.seq_len], 'int32');
+      if (!docLabels) return { x };
+      return { x, labels: tf.tensor1d(indices.map((i) => windowLabels[i] as number), 'int32') };
     },
   };
 }

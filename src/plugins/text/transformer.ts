@@ -5,8 +5,9 @@ import { NoiseEmbedding } from '../../core/nn/embeddings.js';
 import { normalInit } from '../../core/nn/init.js';
 import { dense, Embedding, LayerNorm, Linear, silu } from '../../core/nn/layers.js';
 import type { Scope } from '../../core/nn/module.js';
-import { Network } from '../../core/nn/network.js';
+import { conditioningClasses, Network } from '../../core/nn/network.js';
 import type { DenoiserNetwork, LearnedEncoding, NetworkContext } from '../../core/plugin.js';
+import type { Conditioning } from '../../core/types.js';
 import { textModelSchema, type TextModelConfig, type TextModelConfigInput } from './config.js';
 import { asVocabulary, vocabSize } from './data.js';
 
@@ -44,6 +45,9 @@ export class TextTransformer extends Network implements DenoiserNetwork, Learned
   readonly inputProjection: Linear;
   readonly positions: tf.Variable;
   readonly noiseEmb: NoiseEmbedding;
+  /** Class embedding (numClasses + the null class), added to the noise embedding; class-conditional models only. */
+  readonly labelEmb: Embedding | undefined;
+  readonly numClasses: number | undefined;
   readonly blocks: readonly TransformerBlock[];
   readonly outputNorm: LayerNorm;
   readonly outputProjection: Linear;
@@ -58,12 +62,18 @@ export class TextTransformer extends Network implements DenoiserNetwork, Learned
     }
     const [seqLen, dim] = s as [number, number];
     const vocab = vocabSize(asVocabulary(ctx.dataInfo, 'text transformer'));
+    const numClasses = conditioningClasses(
+      config.class_conditional,
+      ctx.numClasses,
+      'text transformer: model.class_conditional needs classes in the data (set data.label_field on a JSON-lines corpus)',
+    );
     const W = config.width;
     if (W % config.heads !== 0) throw new Error(`model.width: ${W} does not split into model.heads = ${config.heads} heads`);
     super('text_transformer');
     this.seqLen = seqLen;
     this.embeddingDim = dim;
     this.vocabSize = vocab;
+    this.numClasses = numClasses;
     try {
       const root = this.scope(ctx.rng);
       this.embedding = new Embedding(root.child('embedding'), this.vocabSize, dim, { std: config.embedding_init_std });
@@ -78,6 +88,7 @@ export class TextTransformer extends Network implements DenoiserNetwork, Learned
         hidden: W,
         inputScale: config.noise_input_scale,
       });
+      this.labelEmb = numClasses !== undefined ? new Embedding(root.child('label_emb'), numClasses + 1, W) : undefined;
       const blocks: TransformerBlock[] = [];
       for (let i = 0; i < config.layers; i++) blocks.push(new TransformerBlock(root.child('blocks').child(i), W, config));
       this.blocks = blocks;
@@ -94,14 +105,24 @@ export class TextTransformer extends Network implements DenoiserNetwork, Learned
     return this;
   }
 
-  apply(x: tf.Tensor, cNoise: tf.Tensor1D): tf.Tensor {
+  /** The null class id (classifier-free guidance's "unconditional"). */
+  get nullClass(): number | undefined {
+    return this.numClasses;
+  }
+
+  apply(x: tf.Tensor, cNoise: tf.Tensor1D, cond?: Conditioning): tf.Tensor {
     const [b, l, e] = x.shape as number[];
     if (x.rank !== 3 || e !== this.embeddingDim || l !== this.seqLen) {
       throw new Error(`text transformer: expected x of shape [B, ${this.seqLen}, ${this.embeddingDim}], got [${x.shape.join(', ')}]`);
     }
     if (cNoise.rank !== 1 || cNoise.shape[0] !== b) throw new Error(`text transformer: expected c_noise of shape [${b}], got [${cNoise.shape.join(', ')}]`);
+    const labels = cond?.labels;
+    if (labels && this.labelEmb && (labels.rank !== 1 || labels.shape[0] !== b)) {
+      throw new Error(`text transformer: expected labels of shape [${b}], got [${labels.shape.join(', ')}]`);
+    }
     return tf.tidy(() => {
-      const emb = this.noiseEmb.apply(cNoise); // [B, W]
+      let emb: tf.Tensor2D = this.noiseEmb.apply(cNoise); // [B, W]
+      if (this.labelEmb) emb = tf.add(emb, this.labelEmb.apply(labels ?? tf.fill([b], this.numClasses as number, 'int32'))) as tf.Tensor2D;
       let h = tf.add(this.inputProjection.apply(x), this.positions);
       if (this.config.conditioning === 'add') h = tf.add(h, tf.expandDims(emb, 1));
       const c = silu(emb) as tf.Tensor2D;
