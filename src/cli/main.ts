@@ -274,6 +274,8 @@ export function buildProgram(): Command {
           const report = await evaluateSamples(extractor, samples, { real: { source: train }, heldOut: { source: test } }, {
             batchSize: opts.batch,
             seed: opts.seed,
+            // IS over splits of at least 10 samples (its customary 10 splits assume thousands); as the demo.
+            isSplits: Math.max(1, Math.min(10, Math.floor(opts.n / 10))),
             ...(opts.balanced ? { sampleLabels: classesFor(0, opts.n) } : {}),
           });
           process.stdout.write(
