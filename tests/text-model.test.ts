@@ -111,25 +111,35 @@ describe('text transformer', () => {
   });
 });
 
+/**
+ * A tiny text run config (8-token windows, a 1-block transformer of width 16)
+ * on `corpus`; `over` replaces or extends its sections.
+ */
+function tinyTextConfig(corpus: string, seed: number, over: { data?: object; model?: object; train: object; sample?: object }) {
+  return parseRunConfig(
+    {
+      modality: 'text',
+      seed,
+      data: { path: corpus, seq_len: 8, embedding_dim: 16, ...over.data },
+      model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8, ...over.model },
+      diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
+      train: over.train,
+      ...(over.sample ? { sample: over.sample } : {}),
+    },
+    'inline.yaml',
+    new PluginRegistry([textPlugin]),
+  );
+}
+
 describe('training and sampling on wasm', () => {
   it('a few training steps (all loss terms) without tensor leaks, then unconditional and prefix-infilled samples as text', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'difflab-text-train-'));
     const corpus = join(dir, 'corpus.txt');
     writeFileSync(corpus, 'To be, or not to be, that is the question:\nWhether tis nobler in the mind to suffer\n'.repeat(20));
-    const registry = new PluginRegistry([textPlugin]);
-    const config = parseRunConfig(
-      {
-        modality: 'text',
-        seed: 1,
-        data: { path: corpus, seq_len: 8, embedding_dim: 16 },
-        model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8 },
-        diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
-        train: { steps: 6, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 6, lr: 0.003 },
-        sample: { sampler: 'ddpm', steps: 8, discretization: 'leading', clamp: true },
-      },
-      'inline.yaml',
-      registry,
-    );
+    const config = tinyTextConfig(corpus, 1, {
+      train: { steps: 6, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 6, lr: 0.003 },
+      sample: { sampler: 'ddpm', steps: 8, discretization: 'leading', clamp: true },
+    });
     const counts: number[] = [];
     const losses: number[] = [];
     await trainRun({ config, plugin: textPlugin, outDir: join(dir, 'run'), baseDir: dir, log: () => {}, onStep: (m) => (counts.push(tf.memory().numTensors), losses.push(m.loss)) });
@@ -166,20 +176,12 @@ describe('training and sampling on wasm', () => {
     const corpus = join(dir, 'moods.jsonl');
     const lines = Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: i % 2 ? 'the sea is wide and deep' : 'the hill is high and green', mood: i % 2 ? 'sea' : 'hill' }));
     writeFileSync(corpus, `${lines.join('\n')}\n`);
-    const registry = new PluginRegistry([textPlugin]);
-    const config = parseRunConfig(
-      {
-        modality: 'text',
-        seed: 2,
-        data: { path: corpus, seq_len: 8, embedding_dim: 16, label_field: 'mood' },
-        model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8, class_conditional: true },
-        diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
-        train: { steps: 4, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.01, cond_dropout: 0.25 },
-        sample: { sampler: 'ddpm', steps: 6, discretization: 'leading', clamp: false, guidance: 2 },
-      },
-      'inline.yaml',
-      registry,
-    );
+    const config = tinyTextConfig(corpus, 2, {
+      data: { label_field: 'mood' },
+      model: { class_conditional: true },
+      train: { steps: 4, batch_size: 4, workers: 1, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.01, cond_dropout: 0.25 },
+      sample: { sampler: 'ddpm', steps: 6, discretization: 'leading', clamp: false, guidance: 2 },
+    });
     const losses: number[] = [];
     await trainRun({ config, plugin: textPlugin, outDir: join(dir, 'run'), baseDir: dir, log: () => {}, onStep: (m) => losses.push(m.loss) });
     expect(losses.every(Number.isFinite)).toBe(true);
@@ -204,7 +206,7 @@ describe('training and sampling on wasm', () => {
     // Without classes in the data, class_conditional is a one-line error.
     const plain = join(dir, 'plain.txt');
     writeFileSync(plain, 'the sea is wide and deep and the hill is high '.repeat(10));
-    const bad = parseRunConfig({ ...config, data: { ...(config.data as TextDataConfig), path: plain, label_field: null } }, 'inline.yaml', registry);
+    const bad = parseRunConfig({ ...config, data: { ...(config.data as TextDataConfig), path: plain, label_field: null } }, 'inline.yaml', new PluginRegistry([textPlugin]));
     await expect(trainRun({ config: bad, plugin: textPlugin, outDir: join(dir, 'bad'), baseDir: dir, log: () => {} })).rejects.toThrow(
       /model\.class_conditional needs classes in the data \(set data\.label_field on a JSON-lines corpus\)/,
     );
@@ -214,20 +216,8 @@ describe('training and sampling on wasm', () => {
     const dir = mkdtempSync(join(tmpdir(), 'difflab-text-dp-'));
     const corpus = join(dir, 'corpus.txt');
     writeFileSync(corpus, 'Now is the winter of our discontent made glorious summer by this sun of York\n'.repeat(20));
-    const registry = new PluginRegistry([textPlugin]);
     const lossesWith = async (workers: number): Promise<number[]> => {
-      const config = parseRunConfig(
-        {
-          modality: 'text',
-          seed: 3,
-          data: { path: corpus, seq_len: 8, embedding_dim: 16 },
-          model: { width: 16, layers: 1, heads: 2, noise_embedding_dim: 8 },
-          diffusion: { schedule: { type: 'sqrt', T: 2000 }, parametrization: { type: 'x0' }, objective: { noise: { type: 'uniform-time' }, weighting: { type: 'uniform' } } },
-          train: { steps: 4, batch_size: 6, workers, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.003 },
-        },
-        'inline.yaml',
-        registry,
-      );
+      const config = tinyTextConfig(corpus, 3, { train: { steps: 4, batch_size: 6, workers, log_every: 1, checkpoint_every: 4, sample_every: 0, lr: 0.003 } });
       const losses: number[] = [];
       await trainRun({ config, plugin: textPlugin, outDir: join(dir, `run-${workers}`), baseDir: dir, log: () => {}, onStep: (m) => losses.push(m.loss) });
       return losses;

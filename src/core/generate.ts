@@ -132,9 +132,7 @@ export function generate(model: LoadedModel, options: GenerateOptions): Generate
     if (options.classIds !== undefined && options.classIds.length !== options.n) {
       throw new Error(`generate: ${options.classIds.length} classIds for n = ${options.n} samples`);
     }
-    cond = {
-      labels: (options.classIds !== undefined ? tf.tensor1d(options.classIds as number[], 'int32') : tf.fill([options.n], options.classId!, 'int32')) as tf.Tensor1D,
-    };
+    cond = { labels: tf.tensor1d(options.classIds ? [...options.classIds] : new Array<number>(options.n).fill(options.classId!), 'int32') };
     if (s.guidance !== 1) {
       const nullLabels = tf.fill([1], numClasses, 'int32') as tf.Tensor1D;
       owned.push(nullLabels);

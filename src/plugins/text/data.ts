@@ -256,18 +256,19 @@ function prepare(file: string, cfg: TextDataConfig): Prepared {
   const testTk = split.test.map((d) => tiktokenIds(d, cfg.encoding));
   const vocab = buildVocabulary(trainTk, cfg.encoding, cfg.min_count);
   const index = new VocabularyIndex(vocab);
-  const value: Prepared = { vocab, train: trainTk.map((t) => index.toIds(t)), test: testTk.map((t) => index.toIds(t)) };
-  if (labels) {
-    // JSON lines split by record (splitCorpus): the first split.train.length records train.
-    const [trainNames, testNames] = [labels.slice(0, split.train.length), labels.slice(split.train.length)];
-    const classes = [...new Set(trainNames)].sort();
-    const id = new Map(classes.map((c, i) => [c, i]));
-    const unseen = testNames.find((n) => !id.has(n));
-    if (unseen !== undefined) throw new TextDataError(`${file}: the validation split has label '${unseen}' (data.label_field), which no training record has`);
-    Object.assign(value, { classes, trainLabels: trainNames.map((n) => id.get(n)!), testLabels: testNames.map((n) => id.get(n)!) });
-  }
+  const value: Prepared = { vocab, train: trainTk.map((t) => index.toIds(t)), test: testTk.map((t) => index.toIds(t)), ...(labels ? classIds(labels, split.train.length, file) : {}) };
   cache = { key, value };
   return value;
+}
+
+/** Class names (the training records' labels, sorted) and each record's class id; JSON lines split by record, the first `trainCount` train. */
+function classIds(labels: readonly string[], trainCount: number, file: string): Pick<Prepared, 'classes' | 'trainLabels' | 'testLabels'> {
+  const [trainNames, testNames] = [labels.slice(0, trainCount), labels.slice(trainCount)];
+  const classes = [...new Set(trainNames)].sort();
+  const id = new Map(classes.map((c, i) => [c, i]));
+  const unseen = testNames.find((n) => !id.has(n));
+  if (unseen !== undefined) throw new TextDataError(`${file}: the validation split has label '${unseen}' (data.label_field), which no training record has`);
+  return { classes, trainLabels: trainNames.map((n) => id.get(n)!), testLabels: testNames.map((n) => id.get(n)!) };
 }
 
 export async function openTextData(cfg: TextDataConfig, ctx: DataContext, opts: { cwd?: string } = {}): Promise<TextDataSource> {
