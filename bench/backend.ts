@@ -30,7 +30,7 @@ import { DataParallelTrainer } from '../src/core/parallel/data-parallel-trainer.
 import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { Batch, HostBatch, HostTensor, OptimizerSpec, StepResult, TrainableModel, Trainer } from '../src/core/parallel/types.js';
 import { Rng } from '../src/core/random.js';
-import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, runTorchScript, timeTrainerSteps, writeReport, type BenchRowBase, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 export interface BackendNetOptions {
   readonly seed: number;
@@ -74,11 +74,7 @@ export function createBackendNet(o: BackendNetOptions): TrainableModel {
 
 // ---------------------------------------------------------------------------
 
-interface Row {
-  readonly engine: string;
-  readonly threads: number;
-  readonly status: 'ok' | 'skipped' | 'failed';
-  readonly reason?: string;
+interface Row extends BenchRowBase {
   readonly warmup?: number;
   readonly stepMs?: number[];
   readonly medianMs?: number;

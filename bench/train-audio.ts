@@ -56,7 +56,7 @@ import type { DiffusionModelOptions } from '../src/core/training/diffusion-model
 import type { AudioDataConfig, AudioModelConfig } from '../src/plugins/audio/config.js';
 import { createAudioNetwork, parseAudioModelConfig } from '../src/plugins/audio/diffwave.js';
 import { audioPlugin } from '../src/plugins/audio/index.js';
-import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type BenchRowBase, type KernelRow, type TorchOutcome } from './lib/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..');
@@ -107,11 +107,7 @@ function parseArgs(argv: string[]): Args {
 
 // ---------------------------------------------------------------------------- rows
 
-interface Row {
-  readonly engine: string;
-  readonly threads: number;
-  readonly status: 'ok' | 'skipped' | 'failed';
-  readonly reason?: string;
+interface Row extends BenchRowBase {
   /** Clips per step. */
   readonly batch?: number;
   readonly warmup?: number;

@@ -59,7 +59,7 @@ import { LocalTrainer } from '../src/core/parallel/local-trainer.js';
 import type { FactorySpec, HostBatch, NamedHostTensor, OptimizerSpec, StepOptions, StepResult, Trainer } from '../src/core/parallel/types.js';
 import { PluginRegistry } from '../src/core/plugin.js';
 import { Rng } from '../src/core/random.js';
-import { activateBackend, backendArg, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, median, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type KernelRow, type TorchOutcome } from './lib/common.js';
+import { activateBackend, backendArg, byKernel, ensureTorch, firstLine, fmt, loadavg1, machineInfo, median, noteLoad, parseBenchFlags, printBreakdown, printKernels, printTable, printTorchProfile, runTorchScript, timeTrainerSteps, writeReport, type BenchRowBase, type KernelRow, type TorchOutcome } from './lib/common.js';
 import { stepsForNfe } from '../src/core/samplers/index.js';
 import { sigmasFor } from '../src/core/schedules/discretize.js';
 import type { DiffusionModelOptions } from '../src/core/training/diffusion-model.js';
@@ -261,12 +261,8 @@ class SampleChild {
 
 type Task = 'train' | 'sample';
 
-interface Row {
+interface Row extends BenchRowBase {
   readonly task: Task;
-  readonly engine: string;
-  readonly threads: number;
-  readonly status: 'ok' | 'skipped' | 'failed';
-  readonly reason?: string;
   /** Images per step (train) or per sampling run (sample). */
   readonly batch?: number;
   readonly warmup?: number;

@@ -40,7 +40,7 @@ import type { TextDataConfig } from '../src/plugins/text/config.js';
 import { openTextData, vocabSize } from '../src/plugins/text/data.js';
 import { textPlugin } from '../src/plugins/text/index.js';
 import { createTextNetwork, parseTextModelConfig } from '../src/plugins/text/transformer.js';
-import { activateBackend, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printTable, runTorchScript, timeTrainerSteps, writeReport, type TorchOutcome } from './lib/common.js';
+import { activateBackend, ensureTorch, firstLine, fmt, loadavg1, machineInfo, noteLoad, parseBenchFlags, printTable, runTorchScript, timeTrainerSteps, writeReport, type BenchRowBase, type TorchOutcome } from './lib/common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..');
@@ -73,11 +73,7 @@ function parseArgs(argv: string[]): Args {
   );
 }
 
-interface Row {
-  readonly engine: string;
-  readonly threads: number;
-  readonly status: 'ok' | 'skipped' | 'failed';
-  readonly reason?: string;
+interface Row extends BenchRowBase {
   readonly batch?: number;
   readonly timesMs?: number[];
   readonly medianMs?: number;

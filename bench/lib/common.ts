@@ -24,6 +24,15 @@ export function fmt(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
 }
 
+/** What every side-by-side bench's result row starts with; each bench adds its own rate and timing fields. */
+export interface BenchRowBase {
+  readonly engine: string;
+  readonly threads: number;
+  readonly status: 'ok' | 'skipped' | 'failed';
+  /** Why a row was skipped or failed. */
+  readonly reason?: string;
+}
+
 export type TorchOutcome = { ok: true; python: string } | { ok: false; reason: string };
 
 /**
